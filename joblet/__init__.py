@@ -1,0 +1,1 @@
+"""Joblet on Kubernetes: shared library (API stubs, client, CLI)."""

@@ -1,0 +1,1 @@
+"""The Joblet node agent: gRPC server, job lifecycle, isolation."""

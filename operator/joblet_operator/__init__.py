@@ -1,0 +1,1 @@
+"""The Kopf operator reconciling joblet.io custom resources onto node agents."""

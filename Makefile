@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 $(PROTO_OUT): proto/joblet.proto $(STAMP)
-	$(PY) -m grpc_tools.protoc -Ijoblet/api=proto \
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m grpc_tools.protoc -Ijoblet/api=proto \
 	  --python_out=. --grpc_python_out=. --mypy_out=. --mypy_grpc_out=. \
 	  proto/joblet.proto
 

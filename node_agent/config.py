@@ -1,0 +1,30 @@
+"""The agent's configuration, parsed once from flags into a frozen dataclass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    listen: str = "127.0.0.1:50051"
+    state_dir: str = "/var/lib/joblet"
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_ca: str = ""
+    job_uid: int = 65532
+    job_gid: int = 65532
+    stop_grace_s: float = 10.0
+    log_segment_bytes: int = 8 << 20
+    log_max_bytes: int = 256 << 20
+    max_upload_bytes: int = 64 << 20
+    max_message_bytes: int = 128 << 20
+    pids_max: int = 1024
+    tmp_size_mb: int = 256
+    cgroup_root: str = "/sys/fs/cgroup"
+    cgroup_version: str = ""  # "" = detect
+    node_id: str = ""
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert or self.tls_key or self.tls_ca)

@@ -36,8 +36,9 @@ class HostFS:
     def write(self, rel: str, value: str) -> None:
         # Kernel interface files take one value per write(2); an empty write is a no-op in
         # kernfs, so an empty value is sent as a lone newline (which resets e.g. cpuset.cpus).
+        # No O_CREAT: a missing interface file is an error, never a new regular file.
         data = (value or "\n").encode("ascii")
-        fd = os.open(self.path(rel), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        fd = os.open(self.path(rel), os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
         try:
             os.write(fd, data)
         finally:

@@ -30,5 +30,5 @@ class UserError(IsolationError):
     """The job user is invalid, or switching to it failed or did not take effect."""
 
 
-# The lead adds NamespaceError, MountError and CgroupJoinError here, as further subclasses of
-# IsolationError.
+class MountError(IsolationError):
+    """Building the private root (mounts, pivot_root, /proc) failed."""

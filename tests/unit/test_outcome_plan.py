@@ -32,7 +32,9 @@ def test_hostname_is_a_valid_label() -> None:
 
 
 def test_env_and_masking() -> None:
-    env = job_env((("A", "1"),), (("TOKEN", "sekrit-value"),), uuid="u", hostname="h", work_dir="/work")
+    env = job_env(
+        (("A", "1"),), (("TOKEN", "sekrit-value"),), uuid="u", hostname="h", work_dir="/work"
+    )
     d = dict(env)
     assert d["A"] == "1" and d["TOKEN"] == "sekrit-value" and d["JOB_ID"] == "u"
     assert mask_values((("A", "abc"), ("B", "longer-secret"), ("C", "longer"))) == (

@@ -21,13 +21,16 @@ import pytest
 
 from node_agent.isolation.cgroups import (
     CgroupManager,
+    CgroupUnavailableError,
     Limits,
     V1Manager,
+    V2Manager,
     detect,
     device_for_path,
     host_online_cpus,
     new_manager,
 )
+from node_agent.sys.fs import HostFS
 
 ROOT = "/sys/fs/cgroup"
 
@@ -312,3 +315,82 @@ def test_add_process_of_exited_pid_is_a_clear_error() -> None:
         m.add_process(p.pid)
     assert info.value.errno == errno.ESRCH
     assert "already exited" in str(info.value)
+
+
+# --- The v2 driver's controller-independent half on this host's real (empty) cgroup2 mount.
+# No limits can be tested there, but membership, recursion, cpu.stat, cgroup.kill, the
+# freeze-then-kill fallback and removal run against the real kernel interface.
+
+UNIFIED = f"{ROOT}/unified"
+needs_unified = pytest.mark.skipif(
+    not os.path.exists(f"{UNIFIED}/cgroup.procs"),
+    reason="no cgroup2 mount at /sys/fs/cgroup/unified",
+)
+
+
+class _NoCgroupKill(HostFS):
+    """The real tree, minus cgroup.kill: what a kernel before 5.14 offers."""
+
+    def __init__(self, root: str) -> None:
+        super().__init__(root)
+        self.freezes: list[str] = []
+
+    def exists(self, rel: str) -> bool:
+        return not rel.endswith("cgroup.kill") and super().exists(rel)
+
+    def write(self, rel: str, value: str) -> None:
+        if rel.endswith("cgroup.freeze"):
+            self.freezes.append(value)
+        super().write(rel, value)
+
+
+@contextmanager
+def unified_cgroup(fs: HostFS | None = None) -> Iterator[V2Manager]:
+    m = V2Manager(f"itest-{uuid.uuid4().hex[:12]}", root=UNIFIED, fs=fs)
+    try:
+        m.create(Limits())
+        yield m
+    finally:
+        try:
+            m.kill(timeout=10)
+        finally:
+            m.destroy()
+    assert not os.path.exists(f"{UNIFIED}/joblet/{m.name}")
+
+
+@needs_unified
+@pytest.mark.parametrize("use_cgroup_kill", [True, False], ids=["cgroup.kill", "freeze"])
+def test_v2_driver_core_on_real_cgroup2(use_cgroup_kill: bool) -> None:
+    fs = None if use_cgroup_kill else _NoCgroupKill(UNIFIED)
+    with unified_cgroup(fs) as m:
+        p = spawn_held(
+            "import time\nend = time.monotonic() + 0.2\nwhile time.monotonic() < end:\n"
+            "    pass\n" + SPAWN_FAMILY
+        )
+        m.add_process(p.pid)
+        release(p)
+        assert p.stdout is not None
+        assert p.stdout.readline().strip() == b"ready"
+        # A sub-cgroup the job made for itself is part of the job.
+        os.mkdir(f"{UNIFIED}/joblet/{m.name}/inner")
+        child = m.procs()[-1]
+        with open(f"{UNIFIED}/joblet/{m.name}/inner/cgroup.procs", "w") as f:
+            f.write(str(child))
+        pids = m.procs()
+        assert len(pids) == 9 and p.pid in pids and child in pids
+        assert m.stats().cpu_usage_usec >= 100_000  # at least half of the 0.2 s busy loop
+        m.kill(timeout=5)
+        assert m.procs() == []
+        assert p.wait(timeout=5) == -9
+        with open(f"{UNIFIED}/joblet/{m.name}/cgroup.freeze") as f:
+            assert f.read().strip() == "0"
+        if fs is not None:
+            assert fs.freezes == ["1", "0"]  # froze, killed, thawed
+
+
+@needs_unified
+def test_v2_driver_refuses_limits_without_controllers() -> None:
+    m = V2Manager(f"itest-{uuid.uuid4().hex[:12]}", root=UNIFIED)
+    with pytest.raises(CgroupUnavailableError, match="controller\\(s\\) cpu, memory not available"):
+        m.create(Limits(max_cpu=50, max_memory_mb=10))
+    assert not os.path.exists(f"{UNIFIED}/joblet/{m.name}")

@@ -19,6 +19,8 @@ from . import spec
 from .errors import CgroupAccessError, CgroupBusyError, InvalidNameError
 
 POLL_INTERVAL = 0.01
+# Processes usually leave within a millisecond of SIGKILL: poll fast first, then back off.
+FIRST_POLL, MAX_POLL = 0.0005, 0.02
 
 
 def check_name(name: str) -> str:
@@ -85,17 +87,15 @@ class CgroupFiles:
     def subtree(self, rel: str) -> list[str]:
         """``rel`` and every cgroup below it, children before parents (the rmdir order);
         empty when ``rel`` does not exist."""
-        if not self.fs.is_dir(rel):
-            return []
-        out: list[str] = []
         try:
-            names = self.fs.listdir(rel)
-        except FileNotFoundError:
+            names = self.fs.subdirs(rel)
+        except (FileNotFoundError, NotADirectoryError):
             return []
+        except OSError as e:
+            raise CgroupAccessError("list", self.fs.path(rel), e) from e
+        out: list[str] = []
         for child in names:
-            sub = f"{rel}/{child}"
-            if self.fs.is_dir(sub):
-                out.extend(self.subtree(sub))
+            out.extend(self.subtree(f"{rel}/{child}"))
         out.append(rel)
         return out
 
@@ -141,6 +141,7 @@ def send_signal(pids: Iterable[int], sig: int) -> None:
 
 def wait_until_empty(name: str, procs: Callable[[], list[int]], deadline: float) -> None:
     """Poll until ``procs()`` is empty; CgroupBusyError at ``deadline`` (time.monotonic)."""
+    delay = FIRST_POLL
     while True:
         pids = procs()
         if not pids:
@@ -151,4 +152,5 @@ def wait_until_empty(name: str, procs: Callable[[], list[int]], deadline: float)
                 " (a process stuck in uninterruptible sleep, e.g. on a hung disk?)",
                 pids,
             )
-        time.sleep(POLL_INTERVAL)
+        time.sleep(delay)
+        delay = min(delay * 2, MAX_POLL)

@@ -6,6 +6,8 @@ units, ordering and "unlimited" values is tested here without root or a kernel:
 * ``max_cpu`` is a percentage of one core: 250 means a CFS quota of 250 ms per 100 ms period.
 * ``max_memory_mb`` is MiB. Swap is capped so it cannot extend the limit (v2 ``memory.swap.max
   0``; v1 ``memsw`` equal to the memory limit when swap accounting exists, else swappiness 0).
+  A v2 kernel offers no ``memory.swap.max`` when built without swap or (before 6.1) booted
+  with ``swapaccount=0``; swap then cannot be capped per cgroup, only switched off host-wide.
 * ``max_iobps`` throttles read and write on the job's own block device, never a fixed one.
 * Every limit is written even when it is 0 ("unlimited"), so re-applying a spec to an existing
   cgroup converges on it instead of keeping an old value.

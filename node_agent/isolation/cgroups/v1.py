@@ -125,7 +125,7 @@ class V1Manager:
                 while time.monotonic() < freeze_deadline:
                     if self.files.read(f"{freezer}/freezer.state").strip() == "FROZEN":
                         break
-                    time.sleep(0.005)
+                    time.sleep(0.001)
                 send_signal(self.procs(), _signal.SIGKILL)
             finally:
                 self.files.write(f"{freezer}/freezer.state", "THAWED")

@@ -111,7 +111,7 @@ class V2Manager:
                     events = self.files.read_keyed(f"{self.path}/cgroup.events")
                     if events.get("frozen", 1) == 1:
                         break
-                    time.sleep(0.005)
+                    time.sleep(0.001)
                 send_signal(self.procs(), _signal.SIGKILL)
             finally:
                 self.files.write(f"{self.path}/cgroup.freeze", "0")

@@ -65,10 +65,14 @@ def _descriptors(out_fd: int, err_fd: int) -> None:
 
 
 def _signals() -> None:
+    """Python ignores SIGPIPE and SIGXFSZ and handles SIGINT and SIGTERM; exec would keep
+    the ignored ones, so put back the default wherever it was changed."""
     for sig in range(1, signal.NSIG):
-        if sig in (signal.SIGKILL, signal.SIGSTOP):
+        try:
+            current = signal.getsignal(sig)
+        except ValueError:
             continue
-        with contextlib.suppress(OSError, ValueError):
+        if current not in (signal.SIG_DFL, None):
             signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 

@@ -5,8 +5,8 @@ about a millisecond, and since it imports only the isolation code (no gRPC, no a
 server), a supervisor forked from it carries little private memory. The agent starts
 it at boot and talks to it over a socketpair: each request is a length-prefixed
 `LaunchPlan` plus, as SCM_RIGHTS, the write end of a pipe on which the supervisor
-reports the start. The server double-forks, so supervisors are adopted by init and live
-on when the agent (and with it this server, which exits at EOF) goes away.
+reports the start. Each supervisor gets its own session; when the agent (and with it this
+server, which exits at EOF) goes away, init adopts the supervisors and they live on.
 """
 
 from __future__ import annotations
@@ -59,22 +59,31 @@ def _recv_plan(sock: socket.socket) -> tuple[bytes, int]:
     return _recv_exact(sock, length), fds[0]
 
 
+def _reap() -> None:
+    """Collect supervisors that ended while this server lives (init adopts the rest)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
 def serve(sock: socket.socket) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     gc.freeze()  # keep the collector from touching (and so copying) inherited pages
     while True:
         try:
             data, report_fd = _recv_plan(sock)
         except (EOFError, ConnectionError):
             return
+        _reap()
         pid = os.fork()
         if pid == 0:
             try:
                 sock.close()
-                os.setsid()
-                if os.fork():
-                    os._exit(0)
+                os.setsid()  # its own session: no signal aimed at the agent's group reaches it
                 os.chdir("/")
                 os.umask(0o022)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -82,7 +91,6 @@ def serve(sock: socket.socket) -> None:
             finally:
                 os._exit(1)
         os.close(report_fd)
-        os.waitpid(pid, 0)
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """The supervisor of one job: it outlives the agent and owns everything about the job's run.
 
-Forked (twice, so init adopts it) from the fork server, it holds an exclusive lock on
+Forked from the fork server into a session of its own, it holds an exclusive lock on
 `run/supervisor.lock` for as long as it lives, which is how an agent (a restarted one
 too) tells a live supervisor from a dead one without trusting PIDs. It creates the job's
 cgroup, forks the job into a new PID namespace (the job is its PID 1) and runs the
@@ -73,6 +73,7 @@ class Supervisor:
         )
         self.stop_deadline: float | None = None
         self.pid1_catches_term = False
+        self.trace: list[tuple[str, float]] = []
         # a stop may arrive while the job is still being set up: catch it from the start
         self.wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wake_w)
@@ -93,7 +94,11 @@ class Supervisor:
 
     # -- the run ---------------------------------------------------------------------------
 
+    def _mark(self, phase: str) -> None:
+        self.trace.append((phase, time.time()))
+
     def run(self) -> None:
+        self._mark("supervisor")
         lock = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         fcntl.flock(lock, fcntl.LOCK_EX)
         me = os.getpid()
@@ -123,6 +128,7 @@ class Supervisor:
             fcntl.fcntl(out_r, F_SETPIPE_SZ, PIPE_SIZE)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         libc.unshare(libc.CLONE_NEWPID)
+        self._mark("cgroup-created")
         pid = os.fork()
         if pid == 0:
             os.close(out_r)
@@ -130,15 +136,25 @@ class Supervisor:
             checklist.run(self.plan, self.cgroup, out_w, err_w)
         os.close(out_w)
         os.close(err_w)
+        self._mark("forked")
         error = _read_all(err_r)
         os.close(err_r)
+        self._mark("exec")
         if error:
             os.waitpid(pid, 0)
             os.close(out_r)
             return self._launch_failed(error.decode(errors="replace"))
         started = timefmt.now_str()
         write_json(os.path.join(self.paths.run, "started.json"), {"pid": pid, "time": started})
-        self._report({"event": "started", "pid": pid, "supervisor": os.getpid(), "time": started})
+        self._report(
+            {
+                "event": "started",
+                "pid": pid,
+                "supervisor": os.getpid(),
+                "time": started,
+                "trace": self.trace,
+            }
+        )
         self._close_report()
         return self._pump(pid, out_r)
 

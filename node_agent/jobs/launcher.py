@@ -16,6 +16,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 
 from node_agent.errors import LaunchFailed
@@ -72,6 +73,7 @@ class Launcher:
 
     async def launch(self, plan: LaunchPlan) -> Started:
         r, w = os.pipe2(os.O_CLOEXEC)
+        sent = time.time()
         try:
             async with self._lock:
                 sock = self._ensure()
@@ -88,6 +90,10 @@ class Launcher:
         event = json.loads(line)
         if event.get("event") != "started":
             raise LaunchFailed(str(event.get("error", "unknown launch failure")))
+        if log.isEnabledFor(logging.DEBUG):
+            t0 = sent
+            phases = " ".join(f"{name}=+{(t - t0) * 1000:.1f}ms" for name, t in event.get("trace", []))
+            log.debug("launch %s: %s reported=+%.1fms", plan.uuid, phases, (time.time() - t0) * 1000)
         return Started(int(event["pid"]), int(event["supervisor"]), str(event["time"]))
 
 

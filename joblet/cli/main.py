@@ -48,7 +48,7 @@ def nodes(session: Session) -> int:
                 n.name,
                 n.address,
                 "mtls" if n.tls is not None else "plaintext",
-                "*" if n.name == config.default else "",
+                "yes" if n.name == config.default else "no",
             )
             for n in config.nodes
         ),

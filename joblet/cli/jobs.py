@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import queue
 import shlex
 import sys
@@ -18,6 +19,7 @@ from joblet.cli.output import (
     print_json,
     print_pairs,
     print_table,
+    to_dict,
     write_output,
 )
 from joblet.cli.parser import UsageError, command_of
@@ -136,8 +138,9 @@ def _final_status(session: Session, uuid: str) -> pb.GetJobStatusResponse:
     while status.status not in ENDED and time.monotonic() < deadline:
         time.sleep(0.1)
         status = session.client.job_status(uuid)
+    # stdout carries only the job's own output; the verdict goes to stderr.
     if session.json:
-        print_json(status)
+        sys.stderr.write(json.dumps(to_dict(status), separators=(",", ":")) + "\n")
     else:
         detail = f" ({status.message})" if status.message else ""
         sys.stderr.write(f"job {status.uuid} {status.status} exit {status.exit_code}{detail}\n")

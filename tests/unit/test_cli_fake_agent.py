@@ -368,3 +368,14 @@ def test_mtls_missing_cert_file(tmp_path: Path, capsys: pytest.CaptureFixture[st
     )
     assert run_cli(config, "job", "list") == 1
     assert "cannot read TLS file" in capsys.readouterr().err
+
+
+def test_follow_json_keeps_stdout_for_job_output(
+    agent: Path, script: Script, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script.final_status, script.exit_code = "FAILED", 2
+    assert run_cli(agent, "--json", "job", "run", "-f", "false") == 2
+    captured = capsys.readouterr()
+    assert captured.out == "hello\nworld\n"
+    verdict = json.loads(captured.err.splitlines()[-1])
+    assert (verdict["status"], verdict["exit_code"]) == ("FAILED", 2)

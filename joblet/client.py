@@ -143,6 +143,10 @@ class JobletClient:
         request = pb.ListWorkflowsRequest(include_completed=include_completed)
         return list(self.jobs.ListWorkflows(request, timeout=self.timeout).workflows)
 
+    def workflow_jobs(self, uuid: str) -> list[pb.WorkflowJob]:
+        request = pb.GetWorkflowJobsRequest(workflow_uuid=uuid)
+        return list(self.jobs.GetWorkflowJobs(request, timeout=self.timeout).jobs)
+
     # Networks and volumes ---------------------------------------------------------------------
 
     def create_network(self, name: str, cidr: str) -> pb.CreateNetworkResponse:

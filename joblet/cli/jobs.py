@@ -72,7 +72,8 @@ def job_run(session: Session) -> int:
         if session.json:
             print_json(response)
         else:
-            print_pairs(message_pairs(response, always=("job_uuid", "status")))
+            pairs = message_pairs(response, always=("job_uuid", "status"))
+            print_pairs(_joined_command(pairs, response.command, list(response.args)))
         return 0
     if not session.json:
         sys.stderr.write(f"job {response.job_uuid} {response.status}\n")
@@ -184,13 +185,16 @@ def job_status(session: Session) -> int:
         return 0
     always = ["uuid", "status"] + (["exit_code"] if status.status in ENDED else [])
     pairs = message_pairs(status, always=always)
-    pairs = [
-        ("command", shlex.join([status.command, *status.args])) if key == "command" else (key, v)
-        for key, v in pairs
-        if key != "args"
-    ]
-    print_pairs(pairs)
+    print_pairs(_joined_command(pairs, status.command, list(status.args)))
     return 0
+
+
+def _joined_command(
+    pairs: list[tuple[str, object]], command: str, args: list[str]
+) -> list[tuple[str, object]]:
+    """Show command and args as one shell-quoted line, where the command was."""
+    line = shlex.join([command, *args])
+    return [("command", line) if k == "command" else (k, v) for k, v in pairs if k != "args"]
 
 
 def job_stop(session: Session) -> int:

@@ -129,6 +129,7 @@ def test_run_prints_uuid_and_status(agent: Path, capsys: pytest.CaptureFixture[s
     assert run_cli(agent, "job", "run", "--", "echo", "Hello, World!") == 0
     out = capsys.readouterr().out
     assert f"job_uuid: {JOB}" in out and "status:   RUNNING" in out
+    assert "command:  echo 'Hello, World!'" in out
 
 
 def test_run_json(agent: Path, script: Script, capsys: pytest.CaptureFixture[str]) -> None:

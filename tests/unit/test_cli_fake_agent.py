@@ -40,6 +40,7 @@ class Script:
     keep_streaming_open: bool = False  # a job that is still running
     requests: list[pb.RunJobRequest] = field(default_factory=list)
     log_cancelled: threading.Event = field(default_factory=threading.Event)
+    big_name: str = ""  # name of the listed job, to exceed gRPC's default 4 MiB limit
 
 
 class FakeJobs(pb_grpc.JobServiceServicer):
@@ -84,7 +85,13 @@ class FakeJobs(pb_grpc.JobServiceServicer):
     def ListJobs(self, request: pb.EmptyRequest, context: grpc.ServicerContext) -> pb.Jobs:
         return pb.Jobs(
             jobs=[
-                pb.Job(uuid=JOB, name="demo", status="COMPLETED", command="echo", args=["a b"]),
+                pb.Job(
+                    uuid=JOB,
+                    name=self.script.big_name or "demo",
+                    status="COMPLETED",
+                    command="echo",
+                    args=["a b"],
+                ),
                 pb.Job(uuid="x2", status="RUNNING", command="sleep", args=["60"]),
             ]
         )
@@ -380,3 +387,11 @@ def test_follow_json_keeps_stdout_for_job_output(
     assert captured.out == "hello\nworld\n"
     verdict = json.loads(captured.err.splitlines()[-1])
     assert (verdict["status"], verdict["exit_code"]) == ("FAILED", 2)
+
+
+def test_responses_beyond_the_4mib_grpc_default_are_received(
+    agent: Path, script: Script, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script.big_name = "n" * (10 * 1024 * 1024)
+    assert run_cli(agent, "--json", "job", "list") == 0
+    assert len(json.loads(capsys.readouterr().out)[0]["name"]) == 10 * 1024 * 1024

@@ -25,8 +25,8 @@ from node_agent import timefmt
 from node_agent.isolation import checklist
 from node_agent.isolation.cgroups import CgroupManager, Limits, new_manager
 from node_agent.isolation.plan import LaunchPlan
-from node_agent.jobs.logs import Masker, SegmentWriter
-from node_agent.jobs.paths import JobPaths
+from node_agent.state.logs import Masker, SegmentWriter
+from node_agent.state.paths import JobPaths
 from node_agent.sys import libc
 from node_agent.sys.files import write_json
 
@@ -264,7 +264,7 @@ def _kill(pid: int) -> None:
 
 
 def _read_all(fd: int) -> bytes:
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         try:
             data = os.read(fd, 4096)

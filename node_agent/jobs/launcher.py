@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from node_agent.errors import LaunchFailed
 from node_agent.isolation.forkserver import send_plan
 from node_agent.isolation.plan import LaunchPlan
-from node_agent.jobs.paths import JobPaths
+from node_agent.state.paths import JobPaths
 
 log = logging.getLogger(__name__)
 START_TIMEOUT_S = 60.0
@@ -92,8 +92,12 @@ class Launcher:
             raise LaunchFailed(str(event.get("error", "unknown launch failure")))
         if log.isEnabledFor(logging.DEBUG):
             t0 = sent
-            phases = " ".join(f"{name}=+{(t - t0) * 1000:.1f}ms" for name, t in event.get("trace", []))
-            log.debug("launch %s: %s reported=+%.1fms", plan.uuid, phases, (time.time() - t0) * 1000)
+            phases = " ".join(
+                f"{name}=+{(t - t0) * 1000:.1f}ms" for name, t in event.get("trace", [])
+            )
+            log.debug(
+                "launch %s: %s reported=+%.1fms", plan.uuid, phases, (time.time() - t0) * 1000
+            )
         return Started(int(event["pid"]), int(event["supervisor"]), str(event["time"]))
 
 

@@ -31,11 +31,11 @@ from node_agent.isolation.plan import (
     root_mounts,
 )
 from node_agent.jobs.launcher import Launcher, supervisor_alive, supervisor_pid
-from node_agent.jobs.logs import SegmentReader
 from node_agent.jobs.model import JobRecord, JobSpec, Status
 from node_agent.jobs.outcome import interpret
-from node_agent.jobs.paths import StatePaths
 from node_agent.jobs.store import JobStore
+from node_agent.state.logs import SegmentReader
+from node_agent.state.paths import StatePaths
 from node_agent.sys.files import read_json
 
 log = logging.getLogger(__name__)

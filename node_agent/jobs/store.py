@@ -18,7 +18,7 @@ import shutil
 from cryptography.fernet import Fernet, InvalidToken
 
 from node_agent.jobs.model import JobRecord
-from node_agent.jobs.paths import JobPaths, StatePaths
+from node_agent.state.paths import JobPaths, StatePaths
 from node_agent.sys.files import read_json, write_atomic, write_json
 
 log = logging.getLogger(__name__)

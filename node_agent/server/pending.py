@@ -14,7 +14,7 @@ PENDING_SERVICES = ("NetworkService", "VolumeService", "MonitoringService", "Run
 
 def handler(service: str) -> grpc.GenericRpcHandler:
     desc = pb.DESCRIPTOR.services_by_name[service]
-    methods: dict[str, grpc.RpcMethodHandler] = {}
+    methods: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for m in desc.methods:
         message = f"{service}.{m.name} is not available on this agent yet"
 

@@ -47,7 +47,7 @@ def role_from_pem(pem: bytes) -> str:
 def caller_role(context: grpc.aio.ServicerContext[Any, Any], tls: bool) -> str:
     if not tls:
         return "admin"
-    pems = context.auth_context().get("x509_pem_cert") or []
+    pems = list(context.auth_context().get("x509_pem_cert") or [])
     if not pems:
         raise PermissionDenied("a client certificate is required")
     return role_from_pem(bytes(pems[0]))

@@ -43,7 +43,7 @@ def test_kill9_agent_jobs_finish_with_code_and_full_log(fresh_state: str) -> Non
 
 def test_finished_logs_survive_restart(fresh_state: str) -> None:
     a = Agent(fresh_state).start()
-    st, out = a.run_to_end("sh", "-c", "echo persisted; exit 4")
+    st, _ = a.run_to_end("sh", "-c", "echo persisted; exit 4")
     a.stop()
     a.start()
     try:
@@ -56,8 +56,13 @@ def test_finished_logs_survive_restart(fresh_state: str) -> None:
 def test_scheduled_job_runs_on_time_across_restart(fresh_state: str) -> None:
     a = Agent(fresh_state).start()
     when = timefmt.now() + timedelta(seconds=3)
-    r = a.run("sh", "-c", "echo secret=$TOKEN; date +%s", schedule=timefmt.fmt(when),
-              secret_environment={"TOKEN": "tok-123456"})
+    r = a.run(
+        "sh",
+        "-c",
+        "echo secret=$TOKEN; date +%s",
+        schedule=timefmt.fmt(when),
+        secret_environment={"TOKEN": "tok-123456"},
+    )
     assert r.status == "SCHEDULED" and r.scheduled_time
     # the secret is not on disk in clear while the job waits
     for root, _, files in os.walk(fresh_state):
@@ -81,8 +86,12 @@ def test_scheduled_job_runs_on_time_across_restart(fresh_state: str) -> None:
 def test_cancel_scheduled_job(fresh_state: str) -> None:
     a = Agent(fresh_state).start()
     try:
-        r = a.run("sh", "-c", "echo should-not-run",
-                  schedule=timefmt.fmt(timefmt.now() + timedelta(seconds=2)))
+        r = a.run(
+            "sh",
+            "-c",
+            "echo should-not-run",
+            schedule=timefmt.fmt(timefmt.now() + timedelta(seconds=2)),
+        )
         c = a.jobs.CancelJob(pb.CancelJobRequest(uuid=r.job_uuid))
         assert c.status == "CANCELED"
         time.sleep(3)
@@ -101,8 +110,12 @@ def test_cancel_scheduled_job(fresh_state: str) -> None:
 def test_job_records_on_disk_hold_no_secret_values(fresh_state: str) -> None:
     a = Agent(fresh_state).start()
     try:
-        st, out = a.run_to_end("sh", "-c", "echo $PASSWORD; echo $PASSWORD | rev",
-                               secret_environment={"PASSWORD": "p4ssw0rd-xyz"})
+        st, out = a.run_to_end(
+            "sh",
+            "-c",
+            "echo $PASSWORD; echo $PASSWORD | rev",
+            secret_environment={"PASSWORD": "p4ssw0rd-xyz"},
+        )
         assert out.decode().split() == ["***", "zyx-dr0wss4p"]
         assert dict(st.secret_environment) == {"PASSWORD": "***"}
         with open(os.path.join(fresh_state, "jobs", st.uuid, "job.json")) as f:

@@ -32,7 +32,7 @@ def test_host_processes_invisible(agent: Agent) -> None:
 
 
 def test_cannot_write_host_system_dirs(agent: Agent) -> None:
-    code, status, out = sh(agent, "touch /usr/joblet-test 2>&1; echo rc=$?; touch /etc/x 2>&1; echo rc=$?")
+    _, _, out = sh(agent, "touch /usr/joblet-test 2>&1; echo rc=$?; touch /etc/x 2>&1; echo rc=$?")
     assert "Read-only file system" in out
     assert "rc=0" not in out
     assert not os.path.exists("/usr/joblet-test")
@@ -51,7 +51,10 @@ def test_host_files_outside_mounts_invisible(agent: Agent) -> None:
 
 
 def test_unprivileged_user_no_capabilities(agent: Agent) -> None:
-    _, _, out = sh(agent, "id -u; id -g; grep -E '^(CapEff|CapPrm|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status")
+    _, _, out = sh(
+        agent,
+        "id -u; id -g; grep -E '^(CapEff|CapPrm|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status",
+    )
     lines = out.split("\n")
     assert lines[0] != "0" and lines[1] != "0"
     fields = dict(line.split(":\t") for line in lines[2:] if ":\t" in line)
@@ -71,7 +74,7 @@ def test_seccomp_denies_dangerous_calls(agent: Agent) -> None:
         "r = libc.mount(b'none', b'/tmp', b'tmpfs', 0, None)\n"
         "print('mount', r, os.strerror(ctypes.get_errno()))\n"
     )
-    st, out = agent.run_to_end("python3", "-c", script)
+    _, out = agent.run_to_end("python3", "-c", script)
     text = out.decode()
     assert "unshare -1 Operation not permitted" in text
     assert "mount -1 Operation not permitted" in text
@@ -80,8 +83,11 @@ def test_seccomp_denies_dangerous_calls(agent: Agent) -> None:
 def test_only_loopback_network(agent: Agent) -> None:
     _, _, out = sh(agent, "ls /sys/class/net 2>/dev/null || cat /proc/net/dev")
     assert "lo" in out and "eth0" not in out
-    code, _, out = sh(agent, "python3 -c \"import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); "
-                      "c=socket.create_connection(s.getsockname()); print('loopback ok')\"")
+    _, _, out = sh(
+        agent,
+        "python3 -c \"import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); "
+        "c=socket.create_connection(s.getsockname()); print('loopback ok')\"",
+    )
     assert "loopback ok" in out
 
 

@@ -23,7 +23,9 @@ def test_uploads_with_directories_and_modes(agent: Agent) -> None:
         pb.FileUpload(path="data/in.txt", content=b"payload\n", mode=0o640),
     ]
     st, out = agent.run_to_end(
-        "sh", "-c", "./bin/run.sh ok; cat data/in.txt; stat -c '%a %n' bin bin/run.sh data/in.txt",
+        "sh",
+        "-c",
+        "./bin/run.sh ok; cat data/in.txt; stat -c '%a %n' bin bin/run.sh data/in.txt",
         uploads=uploads,
     )
     assert st.status == "COMPLETED", out
@@ -39,7 +41,9 @@ def test_work_dir(agent: Agent) -> None:
 
 
 def test_environment(agent: Agent) -> None:
-    _, out = agent.run_to_end("sh", "-c", "echo $GREETING $JOB_ID", environment={"GREETING": "hello"})
+    _, out = agent.run_to_end(
+        "sh", "-c", "echo $GREETING $JOB_ID", environment={"GREETING": "hello"}
+    )
     greeting, job_id = out.decode().split()
     assert greeting == "hello" and len(job_id) == 36
 
@@ -120,18 +124,20 @@ def test_logs_for_a_running_job_from_two_readers(agent: Agent) -> None:
 
 def test_logs_are_bounded(tmp_path_factory: pytest.TempPathFactory) -> None:
     state = tmp_path_factory.mktemp("bounded") / "state"
-    a = Agent(str(state), ("--log-max-bytes", str(1 << 20), "--log-segment-bytes", str(256 << 10))).start()
+    a = Agent(
+        str(state), ("--log-max-bytes", str(1 << 20), "--log-segment-bytes", str(256 << 10))
+    ).start()
     script = "head -c 20000000 /dev/zero | tr '\\0' 'x'; echo; echo tail-end"
     try:
         # a live follower gets the output in order; if the writer outran it by more than
         # the cap, the gap is marked, never silent
-        live, out = a.run_to_end("sh", "-c", script)
+        _, out = a.run_to_end("sh", "-c", script)
         assert out.endswith(b"xx\ntail-end\n")
         if len(out) < 20000000 + len(b"\ntail-end\n"):
             assert b"[joblet: earlier output was dropped by log rotation]" in out
-        assert set(out.replace(b"\n[joblet: earlier output was dropped by log rotation]\n", b"")) == set(
-            b"x\ntail-end"
-        )
+        assert set(
+            out.replace(b"\n[joblet: earlier output was dropped by log rotation]\n", b"")
+        ) == set(b"x\ntail-end")
         # a reader arriving after the job finds at most the cap, and is told what was dropped
         r = a.run("sh", "-c", script)
         deadline = time.monotonic() + 60
@@ -152,22 +158,44 @@ def test_logs_are_bounded(tmp_path_factory: pytest.TempPathFactory) -> None:
     ("request_", "code", "fragment"),
     [
         (pb.RunJobRequest(command=""), grpc.StatusCode.INVALID_ARGUMENT, "command is empty"),
-        (pb.RunJobRequest(command="x", cpu_cores="9-3"), grpc.StatusCode.INVALID_ARGUMENT, "cpu_cores"),
-        (pb.RunJobRequest(command="x", max_memory=-1), grpc.StatusCode.INVALID_ARGUMENT, "negative"),
         (
-            pb.RunJobRequest(command="x", uploads=[pb.FileUpload(path="../../etc/cron.d/x", content=b"x")]),
+            pb.RunJobRequest(command="x", cpu_cores="9-3"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "cpu_cores",
+        ),
+        (
+            pb.RunJobRequest(command="x", max_memory=-1),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "negative",
+        ),
+        (
+            pb.RunJobRequest(
+                command="x", uploads=[pb.FileUpload(path="../../etc/cron.d/x", content=b"x")]
+            ),
             grpc.StatusCode.INVALID_ARGUMENT,
             "'..'",
         ),
         (
-            pb.RunJobRequest(command="x", uploads=[pb.FileUpload(path="/etc/passwd", content=b"x")]),
+            pb.RunJobRequest(
+                command="x", uploads=[pb.FileUpload(path="/etc/passwd", content=b"x")]
+            ),
             grpc.StatusCode.INVALID_ARGUMENT,
             "absolute",
         ),
-        (pb.RunJobRequest(command="x", schedule="2020-01-01T00:00:00Z"), grpc.StatusCode.INVALID_ARGUMENT, "past"),
-        (pb.RunJobRequest(command="x", schedule="next tuesday"), grpc.StatusCode.INVALID_ARGUMENT, "RFC3339"),
         (
-            pb.RunJobRequest(command="x", uploads=[pb.FileUpload(path="big", content=b"0" * (65 << 20))]),
+            pb.RunJobRequest(command="x", schedule="2020-01-01T00:00:00Z"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "past",
+        ),
+        (
+            pb.RunJobRequest(command="x", schedule="next tuesday"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "RFC3339",
+        ),
+        (
+            pb.RunJobRequest(
+                command="x", uploads=[pb.FileUpload(path="big", content=b"0" * (65 << 20))]
+            ),
             grpc.StatusCode.INVALID_ARGUMENT,
             "more than this agent accepts",
         ),
@@ -188,11 +216,17 @@ def test_bad_run_requests_change_nothing(
 
 def test_oversized_message_refused(agent: Agent) -> None:
     with pytest.raises(grpc.RpcError) as e:
-        agent.jobs.RunJob(pb.RunJobRequest(command="x", uploads=[pb.FileUpload(path="huge", content=b"0" * (130 << 20))]))
+        agent.jobs.RunJob(
+            pb.RunJobRequest(
+                command="x", uploads=[pb.FileUpload(path="huge", content=b"0" * (130 << 20))]
+            )
+        )
     assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
-@pytest.mark.parametrize("call", ["GetJobStatus", "StopJob", "CancelJob", "DeleteJob", "GetJobLogs"])
+@pytest.mark.parametrize(
+    "call", ["GetJobStatus", "StopJob", "CancelJob", "DeleteJob", "GetJobLogs"]
+)
 def test_unknown_job(agent: Agent, call: str) -> None:
     req = {
         "GetJobStatus": pb.GetJobStatusRequest,

@@ -60,7 +60,9 @@ def test_cpuset_pins_job(agent: Agent) -> None:
 
 
 def test_stop_reaches_every_process(agent: Agent) -> None:
-    r = agent.run("sh", "-c", "sleep 300 & sleep 300 & (sleep 300; echo never) & echo started; wait")
+    r = agent.run(
+        "sh", "-c", "sleep 300 & sleep 300 & (sleep 300; echo never) & echo started; wait"
+    )
     time.sleep(0.5)
     t = time.monotonic()
     resp = agent.jobs.StopJob(pb.StopJobRequest(uuid=r.job_uuid))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -59,15 +59,16 @@ def test_viewer_reads_but_cannot_change(tls_agent: Agent, pki: TestPKI) -> None:
     assert viewer.GetJobStatus(pb.GetJobStatusRequest(uuid=r.job_uuid)).uuid == r.job_uuid
     assert any(j.uuid == r.job_uuid for j in viewer.ListJobs(pb.EmptyRequest()).jobs)
     list(viewer.GetJobLogs(pb.GetJobLogsRequest(uuid=r.job_uuid)))
-    for call, req in (
-        (viewer.RunJob, pb.RunJobRequest(command="echo")),
-        (viewer.StopJob, pb.StopJobRequest(uuid=r.job_uuid)),
-        (viewer.DeleteJob, pb.DeleteJobRequest(uuid=r.job_uuid)),
-        (viewer.DeleteAllJobs, pb.DeleteAllJobsRequest()),
-        (viewer.CancelJob, pb.CancelJobRequest(uuid=r.job_uuid)),
-    ):
+    calls: list[Callable[[], object]] = [
+        lambda: viewer.RunJob(pb.RunJobRequest(command="echo")),
+        lambda: viewer.StopJob(pb.StopJobRequest(uuid=r.job_uuid)),
+        lambda: viewer.DeleteJob(pb.DeleteJobRequest(uuid=r.job_uuid)),
+        lambda: viewer.DeleteAllJobs(pb.DeleteAllJobsRequest()),
+        lambda: viewer.CancelJob(pb.CancelJobRequest(uuid=r.job_uuid)),
+    ]
+    for call in calls:
         with pytest.raises(grpc.RpcError) as e:
-            call(req)
+            call()
         assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
         assert "viewer" in (e.value.details() or "")
     assert admin.GetJobStatus(pb.GetJobStatusRequest(uuid=r.job_uuid)).status == "COMPLETED"
@@ -88,7 +89,9 @@ def test_no_client_certificate_no_call(tls_agent: Agent, pki: TestPKI) -> None:
     assert e.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
-def test_certificate_from_another_ca_refused(tls_agent: Agent, pki: TestPKI, tmp_path: Path) -> None:
+def test_certificate_from_another_ca_refused(
+    tls_agent: Agent, pki: TestPKI, tmp_path: Path
+) -> None:
     other = TestPKI(str(tmp_path / "other"))
     s = stub(tls_agent, other.issue("eve", ou="admin"), pki.ca_path)
     with pytest.raises(grpc.RpcError) as e:
@@ -98,7 +101,15 @@ def test_certificate_from_another_ca_refused(tls_agent: Agent, pki: TestPKI, tmp
 
 def test_refuses_public_listen_without_tls(tmp_path: Path) -> None:
     p = subprocess.run(
-        [sys.executable, "-m", "node_agent.main", "--listen", "0.0.0.0:0", "--state-dir", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "node_agent.main",
+            "--listen",
+            "0.0.0.0:0",
+            "--state-dir",
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
         cwd=REPO,

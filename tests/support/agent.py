@@ -44,7 +44,16 @@ class Agent:
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the process
         offset = log.tell()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "node_agent.main", "--listen", self.listen, "--state-dir", self.state_dir, *self.args],
+            [
+                sys.executable,
+                "-m",
+                "node_agent.main",
+                "--listen",
+                self.listen,
+                "--state-dir",
+                self.state_dir,
+                *self.args,
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=REPO,
@@ -76,10 +85,15 @@ class Agent:
         return self.listen
 
     def connect(self, creds: grpc.ChannelCredentials | None = None) -> grpc.Channel:
-        opts = [("grpc.max_receive_message_length", 256 << 20), ("grpc.max_send_message_length", 256 << 20)]
+        opts = [
+            ("grpc.max_receive_message_length", 256 << 20),
+            ("grpc.max_send_message_length", 256 << 20),
+        ]
         if creds is None:
             return grpc.insecure_channel(self.target, options=opts)
-        return grpc.secure_channel(self.target, creds, options=[*opts, ("grpc.ssl_target_name_override", "localhost")])
+        return grpc.secure_channel(
+            self.target, creds, options=[*opts, ("grpc.ssl_target_name_override", "localhost")]
+        )
 
     @property
     def jobs(self) -> pbg.JobServiceStub:
@@ -123,10 +137,14 @@ class Agent:
         return self.status(uuid)
 
     def output(self, uuid: str, timeout: float = 30.0) -> bytes:
-        chunks: Iterator[pb.DataChunk] = self.jobs.GetJobLogs(pb.GetJobLogsRequest(uuid=uuid), timeout=timeout)
+        chunks: Iterator[pb.DataChunk] = self.jobs.GetJobLogs(
+            pb.GetJobLogsRequest(uuid=uuid), timeout=timeout
+        )
         return b"".join(c.payload for c in chunks)
 
-    def run_to_end(self, command: str, *args: str, **kw: object) -> tuple[pb.GetJobStatusResponse, bytes]:
+    def run_to_end(
+        self, command: str, *args: str, **kw: object
+    ) -> tuple[pb.GetJobStatusResponse, bytes]:
         r = self.run(command, *args, **kw)
         out = self.output(r.job_uuid)
         return self.status(r.job_uuid), out

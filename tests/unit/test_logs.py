@@ -6,7 +6,7 @@ import os
 import random
 from pathlib import Path
 
-from node_agent.jobs.logs import NOTICE, Masker, SegmentReader, SegmentWriter, list_segments
+from node_agent.state.logs import NOTICE, Masker, SegmentReader, SegmentWriter, list_segments
 
 
 def test_masker_masks_whole_and_split_secrets() -> None:

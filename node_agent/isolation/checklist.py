@@ -12,11 +12,12 @@ and is the point of keeping it in one place:
                      the supervisor unshared it, so this process is PID 1)
  5. hostname         the job's own
  6. loopback         `lo` up in the empty network namespace
- 7. root             private root, pivot_root, fresh /proc, sealed read-only root
- 8. workdir          chdir into the job's working directory
- 9. user             unprivileged uid/gid, every capability dropped
-10. seccomp          no_new_privs and the syscall filter
-11. exec             the job's own command
+ 7. network          (with a network plan) wait for the host side, configure our end
+ 8. root             private root, pivot_root, fresh /proc, sealed read-only root
+ 9. workdir          chdir into the job's working directory
+10. user             unprivileged uid/gid, every capability dropped
+11. seccomp          no_new_privs and the syscall filter
+12. exec             the job's own command
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import socket
 import struct
 from collections.abc import Callable
 
-from node_agent.isolation import rootfs, seccomp
+from node_agent.isolation import netsetup, rootfs, seccomp
 from node_agent.isolation.cgroups import CgroupManager
 from node_agent.isolation.errors import IsolationError
 from node_agent.isolation.plan import LaunchPlan
@@ -52,12 +53,12 @@ class StepError(IsolationError):
     pass
 
 
-def _descriptors(out_fd: int, err_fd: int) -> None:
+def _descriptors(out_fd: int, err_fd: int, go_fd: int) -> None:
     null = os.open("/dev/null", os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(out_fd, 1)
     os.dup2(out_fd, 2)
-    keep = {0, 1, 2, err_fd}
+    keep = {0, 1, 2, err_fd, go_fd}
     for fd in sorted(int(n) for n in os.listdir("/proc/self/fd")):
         if fd not in keep:
             with contextlib.suppress(OSError):
@@ -101,16 +102,27 @@ def _exec(plan: LaunchPlan) -> None:
         raise StepError("exec", f"command {plan.argv[0]!r} is not executable") from None
 
 
+def _network(plan: LaunchPlan, go_fd: int) -> None:
+    """Wait until the supervisor has joined our namespace to the host, then configure it."""
+    if plan.network is None:
+        return
+    if os.read(go_fd, 1) != b"1":
+        raise StepError("network", "the supervisor could not attach the job's network")
+    os.close(go_fd)
+    netsetup.job_side(plan.network)
+
+
 def steps(
-    plan: LaunchPlan, cgroup: CgroupManager, out_fd: int, err_fd: int
+    plan: LaunchPlan, cgroup: CgroupManager, out_fd: int, err_fd: int, go_fd: int = -1
 ) -> list[tuple[str, Callable[[], None]]]:
     return [
-        ("descriptors", lambda: _descriptors(out_fd, err_fd)),
+        ("descriptors", lambda: _descriptors(out_fd, err_fd, go_fd)),
         ("signals", _signals),
         ("cgroup", lambda: cgroup.add_process(0)),
         ("namespaces", lambda: libc.unshare(NAMESPACES)),
         ("hostname", lambda: libc.sethostname(plan.hostname)),
         ("loopback", _loopback_up),
+        ("network", lambda: _network(plan, go_fd)),
         ("root", lambda: _root(plan)),
         ("workdir", lambda: os.chdir(plan.work_dir)),
         ("user", lambda: switch_user(JobUser(plan.uid, plan.gid))),
@@ -119,11 +131,11 @@ def steps(
     ]
 
 
-def run(plan: LaunchPlan, cgroup: CgroupManager, out_fd: int, err_fd: int) -> None:
+def run(plan: LaunchPlan, cgroup: CgroupManager, out_fd: int, err_fd: int, go_fd: int = -1) -> None:
     """Never returns: exec succeeds, or the failing step is reported and the process exits."""
     name = "start"
     try:
-        for name, step in steps(plan, cgroup, out_fd, err_fd):  # noqa: B007 - used on error
+        for name, step in steps(plan, cgroup, out_fd, err_fd, go_fd):  # noqa: B007 - used on error
             step()
         raise StepError("exec", "exec returned")  # unreachable
     except BaseException as e:

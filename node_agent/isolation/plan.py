@@ -32,6 +32,19 @@ class Mount:
 
 
 @dataclass(frozen=True)
+class NetworkPlan:
+    """How the job's network namespace is joined to the host, set up by the supervisor from
+    the host side before the job continues. Without one the job has loopback only."""
+
+    name: str  # network name ("bridge", "isolated", or a user network)
+    bridge: str  # host bridge the job's veth joins
+    host_veth: str  # host end of the pair (<= 15 chars)
+    address: str  # job address with prefix, e.g. "10.88.0.7/16"
+    gateway: str  # default route via, "" for none
+    dns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class CgroupLimits:
     max_cpu: int = 0
     cpu_cores: str = ""
@@ -61,6 +74,7 @@ class LaunchPlan:
     log_max_bytes: int
     stop_grace: float
     seccomp: bool = True
+    network: NetworkPlan | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
@@ -91,6 +105,9 @@ class LaunchPlan:
             log_max_bytes=d["log_max_bytes"],
             stop_grace=d["stop_grace"],
             seccomp=d["seccomp"],
+            network=NetworkPlan(**{**d["network"], "dns": tuple(d["network"]["dns"])})
+            if d.get("network")
+            else None,
             extra=d["extra"],
         )
 

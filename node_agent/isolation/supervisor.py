@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 
 from node_agent import timefmt
-from node_agent.isolation import checklist
+from node_agent.isolation import checklist, netsetup
 from node_agent.isolation.cgroups import CgroupManager, Limits, new_manager
 from node_agent.isolation.plan import LaunchPlan
 from node_agent.state.logs import Masker, SegmentWriter
@@ -127,16 +127,33 @@ class Supervisor:
         with contextlib.suppress(OSError):
             fcntl.fcntl(out_r, F_SETPIPE_SZ, PIPE_SIZE)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        # with a network to join, the job waits on this pipe until the host side is ready
+        go_r, go_w = os.pipe2(os.O_CLOEXEC) if self.plan.network else (-1, -1)
         libc.unshare(libc.CLONE_NEWPID)
         self._mark("cgroup-created")
         pid = os.fork()
         if pid == 0:
             os.close(out_r)
             os.close(err_r)
-            checklist.run(self.plan, self.cgroup, out_w, err_w)
+            if go_w >= 0:
+                os.close(go_w)
+            checklist.run(self.plan, self.cgroup, out_w, err_w, go_r)
         os.close(out_w)
         os.close(err_w)
         self._mark("forked")
+        if self.plan.network is not None:
+            os.close(go_r)
+            try:
+                netsetup.host_side(self.plan.network, pid)
+                os.write(go_w, b"1")
+            except Exception as e:
+                _kill(pid)
+                os.waitpid(pid, 0)
+                os.close(out_r)
+                os.close(go_w)
+                os.close(err_r)
+                return self._launch_failed(str(e))
+            os.close(go_w)
         error = _read_all(err_r)
         os.close(err_r)
         self._mark("exec")

@@ -13,12 +13,13 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from node_agent import timefmt
 from node_agent.config import AgentConfig
-from node_agent.errors import FailedPrecondition, InvalidArgument, LaunchFailed, NotFound
+from node_agent.errors import FailedPrecondition, InvalidArgument, JobletError, NotFound
 from node_agent.isolation.cgroups import detect, device_for_path
 from node_agent.isolation.plan import (
     SYSTEM_DIRS,
@@ -30,6 +31,7 @@ from node_agent.isolation.plan import (
     mask_values,
     root_mounts,
 )
+from node_agent.jobs.attachments import Attachment, Contribution
 from node_agent.jobs.launcher import Launcher, supervisor_alive, supervisor_pid
 from node_agent.jobs.model import JobRecord, JobSpec, Status
 from node_agent.jobs.outcome import interpret
@@ -62,13 +64,15 @@ class _Live:
 
 
 class JobManager:
-    def __init__(self, config: AgentConfig) -> None:
+    def __init__(self, config: AgentConfig, attachments: Sequence[Attachment] = ()) -> None:
         self.config = config
+        self.attachments = tuple(attachments)
         self.state = StatePaths(config.state_dir)
         self.store = JobStore(self.state)
         self.launcher = Launcher()
         self.jobs: dict[str, JobRecord] = {}
         self.live: dict[str, _Live] = {}
+        self._tasks: set[asyncio.Future[None]] = set()
         self.layout = probe_host_layout()
         self.cgroup_version = config.cgroup_version or detect(config.cgroup_root)
         self.io_device = device_for_path(config.state_dir)
@@ -83,6 +87,9 @@ class JobManager:
             self._live(rec.uuid)
         for rec in list(self.jobs.values()):
             await self._recover(rec)
+        active = [r for r in self.jobs.values() if r.status.is_active]
+        for a in self.attachments:
+            await a.recover(active)
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
@@ -169,6 +176,7 @@ class JobManager:
         existing = self.jobs.get(spec.uuid)
         if existing is not None:
             return existing  # idempotent: the same job_uuid never starts twice
+        self._check_attachments(spec)
         now = timefmt.now_str()
         status = Status.SCHEDULED if spec.schedule else Status.INITIALIZING
         rec = JobRecord(
@@ -189,6 +197,18 @@ class JobManager:
             self._arm(rec)
             return rec
         return await self._launch(rec, spec.secret_env)
+
+    def _check_attachments(self, spec: JobSpec) -> None:
+        """Every network, volume and runtime a job names must be provided by this node."""
+        provided = {a.name for a in self.attachments}
+        if spec.network not in ("", "none") and "networks" not in provided:
+            raise NotFound(f"network {spec.network!r} does not exist on this node")
+        if spec.volumes and "volumes" not in provided:
+            raise NotFound(f"volume {spec.volumes[0]!r} does not exist on this node")
+        if spec.runtime and "runtimes" not in provided:
+            raise NotFound(f"runtime {spec.runtime!r} is not installed on this node")
+        for a in self.attachments:
+            a.check(spec)
 
     def _prepare_files(self, spec: JobSpec) -> None:
         paths = self.store.create_dirs(spec.uuid)
@@ -215,15 +235,27 @@ class JobManager:
                 os.makedirs(wd, mode=0o755, exist_ok=True)
                 os.chown(wd, uid, gid)
 
-    def plan(self, spec: JobSpec, secrets: tuple[tuple[str, str], ...]) -> LaunchPlan:
+    def plan(
+        self,
+        spec: JobSpec,
+        secrets: tuple[tuple[str, str], ...],
+        contributions: Sequence[Contribution] = (),
+    ) -> LaunchPlan:
         paths = self.store.paths(spec.uuid)
+        extra_mounts = tuple(m for c in contributions for m in c.mounts)
+        extra_env = tuple(kv for c in contributions for kv in c.env)
+        networks = [c.network for c in contributions if c.network is not None]
         hostname = hostname_for(spec.name, spec.uuid)
         r = spec.resources
         return LaunchPlan(
             uuid=spec.uuid,
             argv=(spec.command, *spec.args),
             env=job_env(
-                spec.env, secrets, uuid=spec.uuid, hostname=hostname, work_dir=spec.work_dir
+                extra_env + spec.env,
+                secrets,
+                uuid=spec.uuid,
+                hostname=hostname,
+                work_dir=spec.work_dir,
             ),
             mask=mask_values(secrets),
             hostname=hostname,
@@ -231,7 +263,7 @@ class JobManager:
             gid=self.config.job_gid,
             work_dir=spec.work_dir,
             rootfs=self.state.rootfs_mountpoint,
-            mounts=root_mounts(self.layout, paths.work, self.config.tmp_size_mb),
+            mounts=root_mounts(self.layout, paths.work, self.config.tmp_size_mb) + extra_mounts,
             limits=CgroupLimits(
                 max_cpu=r.max_cpu,
                 cpu_cores=r.cpu_cores,
@@ -246,14 +278,17 @@ class JobManager:
             log_segment_bytes=self.config.log_segment_bytes,
             log_max_bytes=self.config.log_max_bytes,
             stop_grace=self.config.stop_grace_s,
+            network=networks[0] if networks else None,
         )
 
     async def _launch(self, rec: JobRecord, secrets: tuple[tuple[str, str], ...]) -> JobRecord:
         if rec.status != Status.INITIALIZING:
             rec = self._update(rec.evolve(status=Status.INITIALIZING))
         try:
-            started = await self.launcher.launch(self.plan(rec.spec, secrets))
-        except (LaunchFailed, OSError, TimeoutError) as e:
+            contributions = [await a.acquire(rec.spec) for a in self.attachments]
+            started = await self.launcher.launch(self.plan(rec.spec, secrets, contributions))
+        except (JobletError, OSError, TimeoutError) as e:
+            await self._release(rec.uuid)
             return self._update(
                 rec.evolve(
                     status=Status.FAILED,
@@ -274,7 +309,7 @@ class JobManager:
         loop = asyncio.get_running_loop()
         delay = max(0.0, (timefmt.parse(rec.scheduled_time) - timefmt.now()).total_seconds())
         live = self._live(rec.uuid)
-        live.timer = loop.call_later(delay, lambda: asyncio.ensure_future(self._fire(rec.uuid)))
+        live.timer = loop.call_later(delay, lambda: self._spawn(self._fire(rec.uuid)))
 
     async def _fire(self, uuid: str) -> None:
         rec = self.jobs.get(uuid)
@@ -321,6 +356,13 @@ class JobManager:
         live.pidfd = -1
         self._finalize(uuid)
 
+    async def _release(self, uuid: str) -> None:
+        for a in self.attachments:
+            try:
+                await a.release(uuid)
+            except Exception:
+                log.exception("%s: releasing job %s failed", a.name, uuid)
+
     def _finalize(self, uuid: str) -> None:
         rec = self.jobs[uuid]
         paths = self.store.paths(uuid)
@@ -337,6 +379,7 @@ class JobManager:
             )
             return
         status, code, message = interpret(info)
+        self._spawn(self._release(uuid))
         self._update(
             rec.evolve(
                 status=status,
@@ -378,6 +421,11 @@ class JobManager:
             with contextlib.suppress(ProcessLookupError):
                 signal.pidfd_send_signal(live.pidfd, signal.SIGTERM)
         return await self.wait_final(rec.uuid, self.config.stop_grace_s + 30)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _cancel_scheduled(self, rec: JobRecord, status: Status, message: str) -> JobRecord:
         live = self._live(rec.uuid)

@@ -32,7 +32,6 @@ class Limits:
 
     online_cpus: int
     max_upload_bytes: int
-    networks: frozenset[str] = frozenset({"", "none"})
 
 
 def new_uuid() -> str:
@@ -44,6 +43,17 @@ def _check_text(field: str, value: str, *, max_len: int = 4096) -> None:
         raise InvalidArgument(f"{field} contains a NUL byte")
     if len(value.encode()) > max_len:
         raise InvalidArgument(f"{field} is longer than {max_len} bytes")
+
+
+RESOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+def _check_name(kind: str, name: str) -> None:
+    if name and not RESOURCE_NAME.match(name):
+        raise InvalidArgument(
+            f"{kind} name {name!r} is not valid: 1-63 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
 
 
 def _env(field: str, items: dict[str, str]) -> tuple[tuple[str, str], ...]:
@@ -173,13 +183,13 @@ def parse_run_request(req: pb.RunJobRequest, limits: Limits) -> JobSpec:
         )
     if req.gpu_count or req.gpu_memory_mb:
         raise InvalidArgument("this node has no GPUs (gpu_count and gpu_memory_mb must be 0)")
-    if req.network not in limits.networks:
-        known = ", ".join(sorted(n for n in limits.networks if n)) or "none"
-        raise InvalidArgument(f"network {req.network!r} does not exist on this node ({known})")
-    if req.volumes:
-        raise InvalidArgument(f"volume {req.volumes[0]!r} does not exist on this node")
-    if req.runtime:
-        raise InvalidArgument(f"runtime {req.runtime!r} is not installed on this node")
+    # whether they exist is for the node's attachments to say (JobManager.run)
+    _check_name("network", req.network)
+    for v in req.volumes:
+        _check_name("volume", v)
+    if len(set(req.volumes)) != len(req.volumes):
+        raise InvalidArgument("a volume is listed twice")
+    _check_name("runtime", req.runtime)
     job_uuid = req.job_uuid.strip()
     if job_uuid:
         try:

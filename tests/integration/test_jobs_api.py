@@ -225,6 +225,23 @@ def test_oversized_message_refused(agent: Agent) -> None:
 
 
 @pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [
+        ("network", "nope", "network 'nope' does not exist"),
+        ("volumes", ["data"], "volume 'data' does not exist"),
+        ("runtime", "python-3.11-ml", "runtime 'python-3.11-ml' is not installed"),
+    ],
+)
+def test_missing_node_resources(agent: Agent, field: str, value: object, fragment: str) -> None:
+    n_before = len(agent.jobs.ListJobs(pb.EmptyRequest()).jobs)
+    with pytest.raises(grpc.RpcError) as e:
+        agent.jobs.RunJob(pb.RunJobRequest(command="true", **{field: value}))  # type: ignore[arg-type]
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    assert fragment in (e.value.details() or "")
+    assert len(agent.jobs.ListJobs(pb.EmptyRequest()).jobs) == n_before
+
+
+@pytest.mark.parametrize(
     "call", ["GetJobStatus", "StopJob", "CancelJob", "DeleteJob", "GetJobLogs"]
 )
 def test_unknown_job(agent: Agent, call: str) -> None:

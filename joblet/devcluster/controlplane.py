@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -250,24 +251,24 @@ class ControlPlane:
             "--profiling=false",
             "--v=1",
         ]
-        # All three start at once: the API server retries etcd and the controller-manager waits
-        # for the API server, which is faster than starting them one after the other.
-        for name, argv in (
-            ("etcd", etcd_argv),
-            ("kube-apiserver", api_argv),
-            ("kube-controller-manager", kcm_argv),
-        ):
-            daemon, proc = start_daemon(name, argv, logs, detach=cfg.detach)
-            daemons.append(daemon)
-            self._procs[daemon.pid] = proc
-        etcd_d, api_d, kcm_d = daemons
+        # etcd and the API server start together (the API server retries etcd); the
+        # controller-manager only once the API server is ready, since it reads its
+        # authentication config from the API server at startup and exits if that fails.
+        deadline = time.monotonic() + cfg.start_timeout
+        for name, argv in (("etcd", etcd_argv), ("kube-apiserver", api_argv)):
+            self._spawn(name, argv, logs, daemons)
+        etcd_d, api_d = daemons
         wait_healthy(
             [
                 Probe(etcd_d, f"{etcd_url}/health"),
                 Probe(api_d, f"{api_url}/readyz", ca.cert, admin.cert, admin.key),
-                Probe(kcm_d, f"https://{host}:{kcm_port}/healthz", ca.cert),
             ],
             cfg.start_timeout,
+        )
+        kcm_d = self._spawn("kube-controller-manager", kcm_argv, logs, daemons)
+        wait_healthy(
+            [Probe(kcm_d, f"https://{host}:{kcm_port}/healthz", ca.cert)],
+            max(deadline - time.monotonic(), 5.0),
         )
         return ControlPlaneState(
             base_dir=base,
@@ -278,6 +279,12 @@ class ControlPlane:
             ca_key=ca.key,
             daemons=tuple(daemons),
         )
+
+    def _spawn(self, name: str, argv: list[str], logs: Path, daemons: list[Daemon]) -> Daemon:
+        daemon, proc = start_daemon(name, argv, logs, detach=self.config.detach)
+        daemons.append(daemon)
+        self._procs[daemon.pid] = proc
+        return daemon
 
     def stop(self) -> None:
         """Kills the daemons (controller-manager, API server, then etcd) and removes the files."""

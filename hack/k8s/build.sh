@@ -213,7 +213,8 @@ main() {
   command -v "$GO" >/dev/null || { log "Go toolchain not found (set GO=/path/to/go)"; exit 1; }
   log "to build: $todo(cache $CACHE, GOMODCACHE $("$GO" env GOMODCACHE))"
   ensure_wrappers
-  rm -f "$BIN"/*.tmp
+  # A stale symlink (to assets since removed) or an old version must not be written through.
+  for t in $todo; do rm -f "${BIN:?}/$t"; done
   [[ " $todo " == *" etcd "* ]] && build_etcd
   if [[ " $todo " =~ \ (kube-apiserver|kube-controller-manager|kubectl)\  ]]; then
     build_kubernetes

@@ -42,6 +42,8 @@ CONTROLLERS = (
 class ControlPlaneConfig:
     """How to start one control plane."""
 
+    # Loopback by default. Agents in simulated nodes (network namespaces) cannot reach loopback:
+    # for them bind to the host's address on their bridge (SimNetwork.gateway) instead.
     bind_address: str = "127.0.0.1"
     extra_sans: tuple[str, ...] = ()
     service_cidr: str = "10.0.0.0/24"

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from joblet.devcluster import ControlPlane, ControlPlaneConfig
 from joblet.devcluster.nodes import SimNodes, list_netns
 from tests.e2e.conftest import SimNodesFactory
 
@@ -33,6 +34,12 @@ _CLIENT = """
 import socket, sys
 with socket.create_connection((sys.argv[1], 7700), timeout=5) as c:
     print(c.makefile().readline().strip())
+"""
+
+
+_CONNECT = """
+import socket, sys
+socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5).close()
 """
 
 
@@ -100,3 +107,25 @@ def test_destroy_removes_namespaces_links_and_leftover_processes() -> None:
     assert set(list_netns()) == before_ns
     assert _links() == before_links
     nodes.destroy()  # idempotent
+
+
+@pytest.mark.cluster
+def test_node_reaches_an_api_server_bound_to_the_bridge(sim_nodes: SimNodesFactory) -> None:
+    """Agents in nodes write JobletNode objects: they reach an API server on the bridge address."""
+    net = sim_nodes(1)
+    node = net.nodes[0]
+    with ControlPlane(ControlPlaneConfig(bind_address=net.gateway)) as cp:
+        assert cp.state.api_url.startswith(f"https://{net.gateway}:")
+        kubeconfig = cp.user_kubeconfig("node-agent", ["system:authenticated"])
+        res = subprocess.run(
+            node.exec_argv([str(cp.binaries.kubectl), f"--kubeconfig={kubeconfig}",
+                            "get", "--raw=/readyz"]),
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        assert (res.returncode, res.stdout.strip()) == (0, "ok"), res.stderr
+        # the node is a separate host: etcd, on the host's loopback, is out of its reach
+        port = cp.state.etcd_url.rsplit(":", 1)[1]
+        probe = [sys.executable, "-c", _CONNECT, "127.0.0.1", port]
+        assert subprocess.run(probe, timeout=30, check=False).returncode == 0
+        unreachable = subprocess.run(node.exec_argv(probe), capture_output=True, timeout=30)
+        assert unreachable.returncode != 0

@@ -9,7 +9,8 @@ STAMP    := $(VENV)/.installed
 PROTO_OUT := joblet/api/joblet_pb2.py
 DEB_PKGS := iproute2 e2fsprogs util-linux procps
 
-.PHONY: all deps venv proto lint test test-unit test-integration test-e2e demo bench clean
+.PHONY: all deps venv proto lint test test-unit test-integration test-e2e demo bench clean \
+	k8s-bins cluster-up cluster-down
 
 all: test
 
@@ -47,17 +48,26 @@ test-unit: proto
 test-integration: deps proto
 	$(PY) -m pytest -q tests/integration
 
-test-e2e: deps proto
+test-e2e: deps proto k8s-bins
 	$(PY) -m pytest -q tests/e2e
 
-test: deps lint ## everything: lint and all three test tiers
+test: deps lint k8s-bins ## everything: lint and all three test tiers
 	$(PY) -m pytest -q -ra tests
 
 demo: deps proto ## start a local agent and run jobs through the CLI
 	$(PY) -m node_agent.demo
 
-bench: deps proto ## benchmarks, printing figures beside their targets
+bench: deps proto k8s-bins ## benchmarks, printing figures beside their targets
 	$(PY) -m bench
+
+k8s-bins: ## etcd, kube-apiserver, kube-controller-manager, kubectl, helm: built once, cached
+	@hack/k8s/build.sh
+
+cluster-up: k8s-bins $(STAMP) ## a local control plane that stays up; prints `export KUBECONFIG=...`
+	@$(PY) -m joblet.devcluster up
+
+cluster-down: $(STAMP) ## stop what cluster-up started and remove its files
+	@$(PY) -m joblet.devcluster down
 
 clean:
 	rm -rf $(VENV) build *.egg-info joblet/api/joblet_pb2*

@@ -39,7 +39,7 @@ proto: $(PROTO_OUT) ## generate the Python stubs from proto/joblet.proto
 lint: proto ## ruff, mypy --strict, import-linter contracts
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy joblet node_agent operator/joblet_operator tests bench
+	$(VENV)/bin/mypy joblet node_agent operator/joblet_operator tests bench demo
 	$(VENV)/bin/lint-imports
 
 test-unit: proto
@@ -55,7 +55,7 @@ test: deps lint k8s-bins ## everything: lint and all three test tiers
 	$(PY) -m pytest -q -ra tests
 
 demo: deps proto ## start a local agent and run jobs through the CLI
-	$(PY) -m node_agent.demo
+	$(PY) -m demo $(DEMO_ARGS)
 
 bench: deps proto k8s-bins ## benchmarks, printing figures beside their targets
 	$(PY) -m bench

@@ -35,6 +35,15 @@ LOG_IDLE_SECONDS = 0.5
 FINAL_STATUS_WAIT_SECONDS = 5.0
 
 
+COMMAND_WIDTH = 60
+
+
+def one_line(text: str, width: int = COMMAND_WIDTH) -> str:
+    """A command as one table cell: whitespace runs folded, long ones shortened with '…'."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
 def build_run_request(session: Session, now: datetime | None = None) -> pb.RunJobRequest:
     """Translate ``job run`` arguments into the RunJobRequest (no network involved)."""
     args = session.args
@@ -170,7 +179,7 @@ def job_list(session: Session) -> int:
                 job.status,
                 job.exit_code if job.status in ENDED else None,
                 job.start_time or job.scheduled_time,
-                shlex.join([job.command, *job.args]),
+                one_line(shlex.join([job.command, *job.args])),
             )
             for job in jobs
         ),

@@ -194,3 +194,11 @@ def test_upload_error_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     code = main(["--config", str(config), "job", "run", "--upload", str(tmp_path / "no"), "x"])
     assert code == 1
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_list_command_cell_is_one_line() -> None:
+    from joblet.cli.jobs import one_line
+
+    assert one_line("sh -c '\necho a\n  echo b\n'") == "sh -c ' echo a echo b '"
+    long = one_line("x" * 200)
+    assert len(long) == 60 and long.endswith("…")

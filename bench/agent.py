@@ -34,7 +34,12 @@ def launch_latency(agent: Agent, n: int = 200) -> list[Row]:
         samples.append((time.perf_counter() - t) * 1000)
         assert r.status in ("RUNNING", "COMPLETED"), r.status
     return [
-        ("launch latency p50 (RunJob -> job process running)", statistics.median(samples), "ms", "<= 10 ms"),
+        (
+            "launch latency p50 (RunJob -> job process running)",
+            statistics.median(samples),
+            "ms",
+            "<= 10 ms",
+        ),
         ("launch latency p99", _pct(samples, 0.99), "ms", "<= 50 ms"),
     ]
 

@@ -57,13 +57,21 @@ class CertificateAuthority:
             usage=ExtendedKeyUsageOID.SERVER_AUTH,
         )
 
-    def issue_client(self, directory: Path, name: str, groups: tuple[str, ...] = ()) -> CertPair:
-        """A client certificate: the API server takes CN as the user name and O as its groups."""
+    def issue_client(
+        self,
+        directory: Path,
+        name: str,
+        groups: tuple[str, ...] = (),
+        units: tuple[str, ...] = (),
+    ) -> CertPair:
+        """A client certificate: the API server takes CN as the user name and O as its groups;
+        a Joblet agent takes OU as the caller's role (admin, viewer)."""
         return self._issue(
             directory,
             f"user-{_safe(name)}",
             common_name=name,
             groups=groups,
+            units=units,
             sans=[],
             usage=ExtendedKeyUsageOID.CLIENT_AUTH,
         )
@@ -77,10 +85,12 @@ class CertificateAuthority:
         groups: tuple[str, ...],
         sans: list[x509.GeneralName],
         usage: x509.ObjectIdentifier,
+        units: tuple[str, ...] = (),
     ) -> CertPair:
         ca_cert, ca_key = self._load()
         key = ec.generate_private_key(ec.SECP256R1())
         attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, g) for g in groups]
+        attrs += [x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, u) for u in units]
         attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
         now = dt.datetime.now(dt.UTC)
         builder = (

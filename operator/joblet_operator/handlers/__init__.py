@@ -1,0 +1,1 @@
+"""Kopf handlers: thin glue between watch events and the pure planners."""

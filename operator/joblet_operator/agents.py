@@ -46,7 +46,7 @@ class Agents:
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._pollers: dict[str, _Poller] = {}
 
-    def _channel(self, address: str) -> grpc.aio.Channel:
+    def channel(self, address: str) -> grpc.aio.Channel:
         ch = self._channels.get(address)
         if ch is None:
             opts = [
@@ -63,10 +63,10 @@ class Agents:
         return ch
 
     def jobs(self, address: str) -> pbg.JobServiceAsyncStub:
-        return pbg.JobServiceStub(self._channel(address))
+        return pbg.JobServiceStub(self.channel(address))
 
     def stub(self, address: str, service: str) -> object:
-        return getattr(pbg, f"{service}Stub")(self._channel(address))
+        return getattr(pbg, f"{service}Stub")(self.channel(address))
 
     async def close(self) -> None:
         for p in self._pollers.values():

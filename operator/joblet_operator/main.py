@@ -21,6 +21,7 @@ from joblet_operator import nodes as _nodes  # noqa: F401 - registers the node-h
 from joblet_operator.agents import AgentCredentials, Agents
 from joblet_operator.context import Context
 from joblet_operator.handlers import jobs as _jobs  # noqa: F401 - registers the Job handlers
+from joblet_operator.handlers import resources as _resources  # noqa: F401 - Network, Volume, Runtime
 from joblet_operator.kube import Kube, KubeError
 
 log = logging.getLogger("joblet-operator")

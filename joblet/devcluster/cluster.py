@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
+
 from joblet.devcluster.binaries import locate_binaries
 from joblet.devcluster.controlplane import ControlPlane, ControlPlaneConfig
 from joblet.devcluster.nodes import SimNetwork, SimNode, SimNodes
@@ -104,6 +106,7 @@ class JobletCluster:
         assert self.base_dir is not None
         client = ca.issue_client(self.base_dir / "agent-pki", "joblet-operator", units=("admin",))
         viewer = ca.issue_client(self.base_dir / "agent-pki", "joblet-viewer", units=("viewer",))
+        self._operator_pair = client
         self.kubectl("create", "namespace", SYSTEM_NS, check=False)
         for name, pair in (("joblet-operator-tls", client), ("joblet-viewer-tls", viewer)):
             self.kubectl(
@@ -169,6 +172,15 @@ class JobletCluster:
                 start_new_session=True,
             )
         return a
+
+    def agent_channel(self, index: int) -> grpc.Channel:
+        """An admin mTLS channel to one agent (what the operator uses), for checks and demos."""
+        creds = grpc.ssl_channel_credentials(
+            self.ca.cert.read_bytes(),
+            self._operator_pair.key.read_bytes(),
+            self._operator_pair.cert.read_bytes(),
+        )
+        return grpc.secure_channel(self.agents[index].address, creds)
 
     def kill_agent(self, index: int) -> None:
         a = self.agents[index]

@@ -66,6 +66,12 @@ def rule(expr: str, message: str, field_path: str | None = None) -> Schema:
     return out
 
 
+def explain(pattern: str, message: str) -> Schema:
+    """The rule a ``pattern`` already enforces, again as CEL, so a person reads ``message`` beside
+    the API server's own "should match '<regex>'" error."""
+    return rule(f"self.matches({cel_string(pattern)})", message)
+
+
 def string(
     description: str,
     *,
@@ -347,6 +353,10 @@ def job_spec_properties(*, in_workflow: bool) -> dict[str, Schema]:
                     max_length=64,
                     pattern=CPU_CORES,
                     rules=(
+                        explain(
+                            CPU_CORES,
+                            "cpuCores must list cores and ranges, e.g. '0-3' or '0,2,4-5'",
+                        ),
                         rule(
                             f"!self.matches({cel_string(CPU_CORES)}) || self.split(',').all(r, "
                             "!r.contains('-') || int(r.split('-')[0]) <= int(r.split('-')[1]))",
@@ -438,6 +448,7 @@ def job_spec_rules(*, in_workflow: bool) -> list[Schema]:
             "!(has(self.nodeName) && has(self.nodeSelector))",
             "nodeName and nodeSelector are mutually exclusive: pin the job to one node with "
             "nodeName, or let the operator choose among matching nodes with nodeSelector",
+            field_path=".nodeName",
         ),
     ]
     if not in_workflow:
@@ -446,6 +457,7 @@ def job_spec_rules(*, in_workflow: bool) -> list[Schema]:
                 "!has(self.env) || !has(self.secretEnv) || "
                 "self.secretEnv.all(s, !self.env.exists(e, e.name == s.name))",
                 "a variable cannot be set in both env and secretEnv; keep it in one of them",
+                field_path=".secretEnv",
             )
         )
     return rules
@@ -617,6 +629,9 @@ def workflow_crd() -> Schema:
     )
 
 
+IPV4_GUARD = "!isCIDR(self) || cidr(self).ip().family() != 4 || "
+
+
 def network_crd() -> Schema:
     cidr = string(
         "IPv4 network of the job addresses, e.g. 10.10.0.0/24.",
@@ -628,12 +643,11 @@ def network_crd() -> Schema:
                 "cidr must be an IPv4 network such as 10.10.0.0/24",
             ),
             rule(
-                "!isCIDR(self) || cidr(self) == cidr(self).masked()",
+                IPV4_GUARD + "cidr(self) == cidr(self).masked()",
                 "cidr must name the network address, e.g. 10.10.0.0/24 rather than 10.10.0.5/24",
             ),
             rule(
-                "!isCIDR(self) || (cidr(self).prefixLength() >= 8 && "
-                "cidr(self).prefixLength() <= 29)",
+                IPV4_GUARD + "(cidr(self).prefixLength() >= 8 && cidr(self).prefixLength() <= 29)",
                 "cidr prefix must be between /8 and /29 so the network holds a few jobs",
             ),
             rule("self == oldSelf", "cidr cannot be changed; create a new Network instead"),
@@ -680,6 +694,10 @@ def volume_crd() -> Schema:
                 max_length=32,
                 pattern=SIZE,
                 rules=(
+                    explain(
+                        SIZE,
+                        "size must be a number and a unit with no space, e.g. 512MB, 1GB or 2Gi",
+                    ),
                     rule(
                         "!self.matches(" + cel_string(ZERO_SIZE) + ")",
                         "size must be greater than zero",
@@ -741,7 +759,15 @@ def runtime_crd() -> Schema:
                 "A runtime definition in a GitHub repository.",
                 {
                     "repository": string(
-                        "Repository as owner/repo.", max_length=200, pattern=GITHUB_REPO
+                        "Repository as owner/repo.",
+                        max_length=200,
+                        pattern=GITHUB_REPO,
+                        rules=(
+                            explain(
+                                GITHUB_REPO,
+                                "repository must be written owner/repo, e.g. acme/runtimes",
+                            ),
+                        ),
                     ),
                     "branch": string("Branch (default: the repository's default).", max_length=255),
                     "path": string("Folder of the runtime inside the repository.", max_length=1024),
@@ -819,6 +845,10 @@ def jobletnode_crd() -> Schema:
                 max_length=261,
                 pattern=HOST_PORT,
                 rules=(
+                    explain(
+                        HOST_PORT,
+                        "address must be host:port, e.g. 10.0.0.7:50051 or [fd00::7]:50051",
+                    ),
                     rule(
                         f"!self.matches({cel_string(HOST_PORT)}) || "
                         "(int(self.substring(self.lastIndexOf(':') + 1)) >= 1 && "
@@ -842,6 +872,7 @@ def jobletnode_crd() -> Schema:
                 "(self.allocatable.cpu <= self.capacity.cpu && "
                 "self.allocatable.memoryMB <= self.capacity.memoryMB)",
                 "allocatable cannot exceed capacity (cpu and memoryMB)",
+                field_path=".allocatable",
             ),
         ),
     )

@@ -404,7 +404,7 @@ def test_printer_columns_and_category(
     cp: ControlPlane, ns: str, cluster_objects: list[str]
 ) -> None:
     job, wf, vol, net, rt, node = (_unique(k) for k in ("job", "wf", "vol", "net", "rt", "node"))
-    objects = [
+    objects: list[tuple[str, str, dict[str, Any]]] = [
         ("Job", job, {"command": "true"}),
         ("Workflow", wf, {"jobs": {"a": {"template": {"command": "x"}}}}),
         ("Volume", vol, {"size": "2Gi", "type": "memory"}),
@@ -536,7 +536,7 @@ def test_agent_identity_registers_its_node_and_nothing_more(
         kubeconfig=agent,
     )  # fmt: skip
     assert _get(cp, "jn", node)["spec"]["runtimes"] == ["python-3.11"]
-    lease = {
+    lease: dict[str, Any] = {
         "apiVersion": "coordination.k8s.io/v1",
         "kind": "Lease",
         "metadata": {"name": f"joblet-node-{node}", "namespace": "joblet-system"},

@@ -39,7 +39,7 @@ proto: $(PROTO_OUT) ## generate the Python stubs from proto/joblet.proto
 lint: proto ## ruff, mypy --strict, import-linter contracts
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy joblet node_agent operator/joblet_operator tests bench demo
+	$(VENV)/bin/mypy joblet node_agent operator/joblet_operator tests bench demo crds
 	$(VENV)/bin/lint-imports
 
 test-unit: proto

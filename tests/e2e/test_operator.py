@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -52,8 +53,9 @@ def get(c: JobletCluster, name: str, kind: str = "jobs.joblet.io") -> dict[str, 
     return dict(json.loads(out))
 
 
-def status(c: JobletCluster, name: str) -> dict[str, object]:
-    return dict(get(c, name).get("status") or {})  # type: ignore[call-overload]
+def status(c: JobletCluster, name: str) -> dict[str, Any]:
+    st = get(c, name).get("status")
+    return dict(st) if isinstance(st, dict) else {}
 
 
 def wait_phase(

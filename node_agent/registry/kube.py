@@ -9,6 +9,7 @@ What to send is decided in `node.py`; when to send it in `heartbeat.py`.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, cast
 
@@ -22,6 +23,11 @@ from node_agent.registry.node import GROUP, KIND, LEASE_NAMESPACE, PLURAL, VERSI
 
 JobletNode = create_global_resource(GROUP, VERSION, KIND, PLURAL)
 FIELD_MANAGER = "joblet-agent"
+
+# lightkube's HTTP library logs every request at INFO: a line per heartbeat drowns the agent's
+# own log. Failures still surface, as the heartbeat loop's warnings.
+for _name in ("httpx", "httpx2", "httpcore", "httpcore2"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 
 class KubeError(Exception):

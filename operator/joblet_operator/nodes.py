@@ -15,13 +15,14 @@ Leases reach the timer through a Kopf index (a watch, no polling of the API serv
 indexes before handlers run). The timer patches status only when Ready or its reason changes.
 The Lease watch needs joblet-system in the operator's namespaces (or cluster-wide).
 
-Used by the operator's main module by import (handlers register on import); call
-``configure(grace=...)`` before the operator starts to apply ``--node-grace``. Standalone:
+Used by the operator's main module by import (handlers register on import); its startup sets
+``memo.node_grace_s`` from ``--node-grace`` (or call ``configure(grace=...)``). Standalone:
 ``JOBLET_NODE_GRACE=3 kopf run -A --standalone operator/joblet_operator/nodes.py``.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -47,8 +48,9 @@ class NodeHealthSettings:
 
     @property
     def check_interval(self) -> float:
-        """How often each node is checked: a quarter of the grace, between 0.5 and 5 s."""
-        return min(5.0, max(0.5, self.grace / 4))
+        """How often each node is checked: every second (an in-memory comparison, no API
+        request), or a quarter of a grace shorter than 4 s."""
+        return min(1.0, max(0.25, self.grace / 4))
 
 
 def settings_from_env(env: Mapping[str, str] = os.environ) -> NodeHealthSettings:
@@ -63,8 +65,9 @@ SETTINGS = settings_from_env()
 
 
 def configure(grace: float) -> None:
-    """Sets the grace (``--node-grace``). The check interval is fixed when this module is
-    imported (from JOBLET_NODE_GRACE), so set that variable too for a grace far below 20 s."""
+    """Sets the grace (``--node-grace``); ``memo.node_grace_s`` set at operator startup
+    overrides it. The check interval is fixed when this module is imported (from
+    JOBLET_NODE_GRACE); it only matters for graces below 4 s."""
     global SETTINGS
     if grace <= 0:
         raise ValueError("node grace must be positive")
@@ -92,7 +95,7 @@ def node_readiness(lease_renew_time: datetime | None, now: datetime, grace: floa
         )
     if age <= grace:
         return Readiness(True, AGENT_READY, f"heartbeat renewed {age:.0f}s ago")
-    return Readiness(False, HEARTBEAT_LAPSED, f"no heartbeat for {age:.0f}s (grace {grace:.0f}s)")
+    return Readiness(False, HEARTBEAT_LAPSED, f"no heartbeat for {age:.1f}s (grace {grace:g}s)")
 
 
 def parse_time(text: object) -> datetime | None:
@@ -175,6 +178,19 @@ def ready_status_patch(
 
 # --- Kopf handlers --------------------------------------------------------------------------
 
+TIMER_ID = "node-health"
+
+
+class _QuietChecks(logging.Filter):
+    """Kopf logs every successful timer run at INFO: a line per node per second. The checks
+    that change something log their own line; the others are dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != f"Timer {TIMER_ID!r} succeeded."
+
+
+logging.getLogger("kopf.objects").addFilter(_QuietChecks())
+
 _SIGHTINGS: dict[str, Sighting] = {}
 
 
@@ -195,7 +211,7 @@ def node_heartbeats(name: str, spec: kopf.Spec, **_: Any) -> dict[str, Sighting]
     return {node: seen}
 
 
-@kopf.timer(GROUP, VERSION, NODES, id="node-health", interval=SETTINGS.check_interval)
+@kopf.timer(GROUP, VERSION, NODES, id=TIMER_ID, interval=SETTINGS.check_interval)
 def check_node_health(
     *,
     name: str,
@@ -204,14 +220,17 @@ def check_node_health(
     patch: kopf.Patch,
     logger: kopf.Logger,
     body: kopf.Body,
+    memo: kopf.Memo,
     node_heartbeats: kopf.Index[str, Sighting] | None = None,
     **_: Any,
 ) -> None:
-    """Every check interval, per JobletNode: is its Lease fresh? Writes Ready on a change."""
+    """Every check interval, per JobletNode: is its Lease fresh? Writes Ready on a change.
+    The grace is the operator's ``memo.node_grace_s`` (its --node-grace) when set."""
+    grace = float(getattr(memo, "node_grace_s", None) or SETTINGS.grace)
     now = _now()
     sightings: Iterable[Sighting] = node_heartbeats.get(name, []) if node_heartbeats else []
     heartbeat = latest(s.credited for s in sightings)
-    readiness = node_readiness(heartbeat, now, SETTINGS.grace)
+    readiness = node_readiness(heartbeat, now, grace)
     change = ready_status_patch(status, readiness, now, int(meta.get("generation") or 0), heartbeat)
     if change is None:
         return

@@ -35,15 +35,16 @@ def test_fresh_heartbeat_is_ready() -> None:
 
 def test_exactly_at_grace_is_still_ready() -> None:
     assert node_readiness(_ago(40), NOW, 40).ready
-    assert node_readiness(_ago(40.001), NOW, 40) == Readiness(
-        False, "HeartbeatLapsed", "no heartbeat for 40s (grace 40s)"
+    assert not node_readiness(_ago(40.001), NOW, 40).ready
+    assert node_readiness(_ago(40.5), NOW, 40) == Readiness(
+        False, "HeartbeatLapsed", "no heartbeat for 40.5s (grace 40s)"
     )
 
 
 def test_lapsed_heartbeat_says_how_long() -> None:
     ready, reason, message = node_readiness(_ago(125), NOW, 40)
     assert (ready, reason) == (False, "HeartbeatLapsed")
-    assert "125s" in message and "grace 40s" in message
+    assert "125.0s" in message and "grace 40s" in message
 
 
 def test_missing_renew_time_is_not_ready() -> None:
@@ -175,10 +176,10 @@ def test_reason_change_with_same_status_keeps_transition_time() -> None:
 
 def test_settings_from_env_and_interval() -> None:
     assert settings_from_env({}).grace == 40.0
-    assert settings_from_env({}).check_interval == 5.0
+    assert settings_from_env({}).check_interval == 1.0
     s = settings_from_env({"JOBLET_NODE_GRACE": "3"})
     assert (s.grace, s.check_interval) == (3.0, 0.75)
-    assert NodeHealthSettings(grace=1).check_interval == 0.5
+    assert NodeHealthSettings(grace=0.5).check_interval == 0.25
     with pytest.raises(ValueError):
         settings_from_env({"JOBLET_NODE_GRACE": "0"})
     with pytest.raises(ValueError):

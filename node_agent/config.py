@@ -24,6 +24,19 @@ class AgentConfig:
     cgroup_root: str = "/sys/fs/cgroup"
     cgroup_version: str = ""  # "" = detect
     node_id: str = ""
+    # Node registry (issue 5): off unless a kubeconfig or in-cluster credentials are given.
+    kubeconfig: str = ""
+    in_cluster: bool = False
+    node_name: str = ""  # "" = hostname
+    node_labels: tuple[tuple[str, str], ...] = ()
+    advertise_address: str = ""  # "" = derived from listen
+    heartbeat_interval_s: float = 10.0
+    reserve_cpu: int = 0
+    reserve_memory_mb: int = 0
+
+    @property
+    def registry(self) -> bool:
+        return bool(self.kubeconfig or self.in_cluster)
 
     @property
     def tls(self) -> bool:

@@ -11,13 +11,26 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 import uuid
+from importlib.metadata import PackageNotFoundError, version
+
+import psutil
 
 from node_agent.config import AgentConfig
 from node_agent.errors import JobletError
 from node_agent.isolation.user import parse_user
 from node_agent.jobs.manager import JobManager
+from node_agent.registry.heartbeat import Heartbeat, inventory_sources
+from node_agent.registry.kube import KubeError, NodeApi, load_config
+from node_agent.registry.node import (
+    NodeFacts,
+    advertise_address,
+    allocatable_of,
+    capacity_of,
+    parse_label,
+)
 from node_agent.server.app import build_server
 from node_agent.sys.files import write_atomic
 
@@ -53,11 +66,49 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
     p.add_argument("--cgroup-version", choices=["", "v1", "v2"], default="", help="default: detect")
     p.add_argument("--node-id", default="", help="default: a UUID kept in the state dir")
     p.add_argument("-v", "--verbose", action="store_true")
+    k = p.add_argument_group("node registry (publish a JobletNode and a heartbeat Lease)")
+    creds = k.add_mutually_exclusive_group()
+    creds.add_argument("--kubeconfig", default="", help="register with this cluster")
+    creds.add_argument(
+        "--in-cluster", action="store_true", help="register using the pod's service account"
+    )
+    k.add_argument("--node-name", default="", help="JobletNode name (default: hostname)")
+    k.add_argument(
+        "--node-label",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="label of the JobletNode (repeatable)",
+    )
+    k.add_argument(
+        "--advertise-address",
+        default="",
+        metavar="HOST:PORT",
+        help="address the operator dials (default: from --listen)",
+    )
+    k.add_argument(
+        "--heartbeat-interval",
+        type=float,
+        default=d.heartbeat_interval_s,
+        help="seconds between Lease renewals (default %(default)s)",
+    )
+    k.add_argument("--reserve-cpu", type=int, default=0, help="cores kept out of allocatable")
+    k.add_argument("--reserve-memory-mb", type=int, default=0, help="MB kept out of allocatable")
     a = p.parse_args(argv)
     try:
         user = parse_user(a.job_user)
     except Exception as e:
         p.error(f"--job-user: {e}")
+    try:
+        labels = tuple(parse_label(t) for t in a.node_label)
+    except ValueError as e:
+        p.error(f"--node-label: {e}")
+    if a.heartbeat_interval <= 0:
+        p.error("--heartbeat-interval must be positive")
+    if a.reserve_cpu < 0 or a.reserve_memory_mb < 0:
+        p.error("--reserve-cpu/--reserve-memory-mb cannot be negative")
+    if (a.kubeconfig or a.in_cluster) and a.listen.startswith("unix") and not a.advertise_address:
+        p.error("--advertise-address is required when listening on a unix socket")
     return AgentConfig(
         listen=a.listen,
         state_dir=os.path.abspath(a.state_dir),
@@ -74,6 +125,14 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         cgroup_root=a.cgroup_root,
         cgroup_version=a.cgroup_version,
         node_id=a.node_id,
+        kubeconfig=os.path.abspath(a.kubeconfig) if a.kubeconfig else "",
+        in_cluster=a.in_cluster,
+        node_name=a.node_name,
+        node_labels=labels,
+        advertise_address=a.advertise_address,
+        heartbeat_interval_s=a.heartbeat_interval,
+        reserve_cpu=a.reserve_cpu,
+        reserve_memory_mb=a.reserve_memory_mb,
     )
 
 
@@ -88,6 +147,47 @@ def node_id(state_dir: str, given: str) -> str:
         nid = str(uuid.uuid4())
         write_atomic(path, nid.encode(), 0o644)
         return nid
+
+
+def _agent_version() -> str:
+    try:
+        return version("joblet-k8s")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _host_address() -> str:
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return socket.gethostname()
+
+
+def start_registry(config: AgentConfig, port: int, manager: JobManager) -> Heartbeat:
+    """Publishes this agent as a JobletNode and keeps its Lease; raises KubeError only when
+    the credentials cannot be loaded at all (a configuration error worth failing fast)."""
+    api = NodeApi(load_config(config.kubeconfig, config.in_cluster))
+    hostname = socket.gethostname()
+    capacity = capacity_of(os.cpu_count(), psutil.virtual_memory().total)
+    host = config.listen.rsplit(":", 1)[0]
+    facts = NodeFacts(
+        name=config.node_name or hostname.lower(),
+        node_id=config.node_id,
+        address=config.advertise_address or advertise_address(host, port, _host_address()),
+        hostname=hostname,
+        capacity=capacity,
+        allocatable=allocatable_of(capacity, config.reserve_cpu, config.reserve_memory_mb),
+        labels=config.node_labels,
+        agent_version=_agent_version(),
+    )
+    heartbeat = Heartbeat(
+        api,
+        facts,
+        inventory_sources(manager.attachments),
+        interval=config.heartbeat_interval_s,
+    )
+    heartbeat.start()
+    return heartbeat
 
 
 async def serve(config: AgentConfig) -> None:
@@ -110,6 +210,14 @@ async def serve(config: AgentConfig) -> None:
         where,
         "mTLS" if config.tls else "plaintext",
     )
+    heartbeat = None
+    if config.registry:
+        try:
+            heartbeat = start_registry(config, port, manager)
+        except KubeError as e:
+            await server.stop(0)
+            await manager.close()
+            raise SystemExit(f"joblet-agent: node registry: {e.message}") from e
     print(f"joblet-agent listening on {where}", flush=True)
     done = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -117,6 +225,8 @@ async def serve(config: AgentConfig) -> None:
         loop.add_signal_handler(sig, done.set)
     await done.wait()
     log.info("shutting down; running jobs keep running under their supervisors")
+    if heartbeat is not None:
+        await heartbeat.stop()
     await server.stop(2)
     await manager.close()
 

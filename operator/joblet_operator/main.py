@@ -79,6 +79,7 @@ def register(args: argparse.Namespace) -> None:
                 raise kopf.PermanentError(
                     f"agent client certificate from Secret {args.tls_secret}: {e}"
                 ) from e
+        _nodes.configure(grace=args.node_grace)
         memo.ctx = Context(kube=kube, agents=Agents(creds), node_grace_s=args.node_grace)
         memo.node_grace_s = args.node_grace
 

@@ -7,6 +7,7 @@ can bring Ready back."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -22,6 +23,9 @@ import pytest
 import yaml
 
 from joblet.devcluster import ControlPlane
+from node_agent.registry.heartbeat import Heartbeat, inventory_sources
+from node_agent.registry.kube import NodeApi, load_config
+from node_agent.registry.node import NodeFacts, Resources
 from tests.support.agent import REPO, Agent, free_port
 
 pytestmark = pytest.mark.cluster
@@ -337,3 +341,61 @@ def test_operator_marks_lapsed_nodes_not_ready_and_back(
     time.sleep(GRACE_S * 2)
     ready = _ready(registry, "node-c")
     assert ready is not None and ready["status"] == "True"
+
+
+class _Names:
+    """Stands in for a networks/volumes/runtimes attachment: only the `Inventory` part."""
+
+    def __init__(self, name: str, names: list[str]) -> None:
+        self.name = name
+        self.current = names
+
+    def names(self) -> list[str]:
+        return list(self.current)
+
+
+def test_inventory_changes_are_republished_and_nothing_else_is_written(
+    registry: ControlPlane, agent_kubeconfig: Path
+) -> None:
+    """The heartbeat in-process against the API server: a new network name reaches the
+    JobletNode at the next beat; beats without a change leave the JobletNode untouched."""
+    nets = _Names("networks", ["web"])
+    vols = _Names("volumes", [])
+    sources = inventory_sources([nets, vols, _Names("runtimes", ["py"]), object()])
+    assert set(sources) == {"networks", "volumes", "runtimes"}
+    facts = NodeFacts(
+        name="node-inv",
+        node_id="inv",
+        address="127.0.0.1:1",
+        hostname="host-inv",
+        capacity=Resources(2, 1000),
+        allocatable=Resources(2, 1000),
+    )
+
+    async def scenario() -> None:
+        hb = Heartbeat(NodeApi(load_config(str(agent_kubeconfig))), facts, sources, interval=1)
+        try:
+            await hb.beat()
+            first = _node(registry, "node-inv")
+            assert first is not None
+            assert (first["spec"]["networks"], first["spec"]["runtimes"]) == (["web"], ["py"])
+            await hb.beat()
+            await hb.beat()
+            same = _node(registry, "node-inv")
+            assert same is not None
+            assert same["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
+            nets.current = ["web", "db"]
+            vols.current = ["ns-data"]
+            await hb.beat()
+            changed = _node(registry, "node-inv")
+            assert changed is not None
+            assert changed["spec"]["networks"] == ["db", "web"]
+            assert changed["spec"]["volumes"] == ["ns-data"]
+            assert hb.beats == 4
+        finally:
+            await hb.stop()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        _forget(registry, "node-inv")

@@ -164,8 +164,10 @@ class JobletCluster:
             *self.agent_args,
         ]
         with open(a.log, "ab") as log:
+            # nsenter joins only the node's network namespace: `ip netns exec` would also give
+            # the agent a fresh /sys without the host's cgroup mounts
             a.proc = subprocess.Popen(
-                a.node.exec_argv(argv),
+                ["nsenter", f"--net=/run/netns/{a.node.netns}", "--", *argv],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=REPO,

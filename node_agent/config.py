@@ -24,6 +24,12 @@ class AgentConfig:
     cgroup_root: str = "/sys/fs/cgroup"
     cgroup_version: str = ""  # "" = detect
     node_id: str = ""
+    # runtimes: where InstallRuntimeFromGithub fetches BASE/OWNER/REPO/archive/refs/heads/B.tar.gz
+    runtime_archive_base: str = "https://github.com"
+    runtime_repository: str = ""  # default owner/repo when a request names none
+    runtime_setup_timeout_s: float = 900.0
+    runtime_setup_memory_mb: int = 2048
+    runtime_setup_cpu_percent: int = 200
 
     @property
     def tls(self) -> bool:

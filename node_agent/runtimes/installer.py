@@ -91,7 +91,9 @@ class Installer:
     async def from_local(
         self, raw_spec: str, files: list[RecipeFile], force: bool
     ) -> AsyncIterator[Event]:
-        name = parse_name(raw_spec).name
+        """Install from files sent in the request; with no spec, the name is the one in the
+        recipe's runtime.yaml."""
+        name = parse_name(raw_spec).name if raw_spec.strip() else _name_in(files)
         if not files:
             raise InvalidArgument(f"no files given; a runtime needs at least {MANIFEST_FILE}")
         try:
@@ -324,3 +326,15 @@ class Installer:
                 _background.add(task)
                 task.add_done_callback(_background.discard)
         outcome.append((rec.status, rec.exit_code, rec.message))
+
+
+def _name_in(files: list[RecipeFile]) -> str:
+    for f in files:
+        if f.path == MANIFEST_FILE:
+            try:
+                return parse_manifest(f.content).name
+            except ManifestError as e:
+                raise InvalidArgument(f"{MANIFEST_FILE}: {e}") from None
+    raise InvalidArgument(
+        f"runtime_spec is empty and the files hold no {MANIFEST_FILE} to take the name from"
+    )

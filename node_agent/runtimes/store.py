@@ -121,7 +121,7 @@ class RuntimeStore:
             return Installed(
                 manifest=Manifest.from_dict(d["manifest"]),
                 path=path,
-                size_bytes=int(d["size_bytes"]),
+                size_bytes=disk_usage(path),  # measured, not trusted from the record
                 installed_at=str(d["installed_at"]),
                 source=str(d["source"]),
                 build_job_uuid=str(d.get("build_job_uuid", "")),
@@ -159,14 +159,14 @@ class RuntimeStore:
     ) -> Installed:
         """Move the finished `built` dir (holding files/) into place as `manifest.name`;
         a previous install of that name is replaced (the caller checked it is unused)."""
-        size = disk_usage(os.path.join(built, "files"))
+        files_size = disk_usage(os.path.join(built, "files"))
         installed_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         write_json(
             os.path.join(built, "runtime.json"),
             {
                 "version": 1,
                 "manifest": manifest.to_dict(),
-                "size_bytes": size,
+                "files_bytes": files_size,
                 "installed_at": installed_at,
                 "source": source,
                 "build_job_uuid": build_job_uuid,
@@ -182,6 +182,7 @@ class RuntimeStore:
         os.rename(built, final)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+        size = disk_usage(final)  # everything RemoveRuntime would free
         rt = Installed(manifest, final, size, installed_at, source, build_job_uuid)
         self.installed[manifest.name] = rt
         return rt

@@ -214,8 +214,7 @@ def test_example_installed_from_local_files_is_used_by_a_job(rt_agent: Agent) ->
     assert (rt.name, rt.language, rt.version, rt.available) == (EXAMPLE, "python", "3.11", True)
     assert list(rt.packages) == ["joblet-demo==0.1.0"]
     assert list(rt.requirements.architectures) == ["amd64", "arm64"]
-    files = os.path.join(runtimes_dir(a), EXAMPLE, "files")
-    assert rt.size_bytes == disk_usage(files) > 0
+    assert rt.size_bytes == disk_usage(os.path.join(runtimes_dir(a), EXAMPLE)) > 0
     assert EXAMPLE in names(a)
     assert not stub(a).GetRuntimeInfo(pb.GetRuntimeInfoRequest(runtime="nope-1")).found
     assert staging_empty(a)
@@ -513,3 +512,42 @@ def test_every_mutation_survives_kill9(fresh_state: str, archives: tuple[str, Pa
         assert t.success and "hello runtime from joblet_demo" in t.output
     finally:
         a.stop()
+
+
+def test_cli_install_list_test_remove(
+    rt_agent: Agent, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from joblet.cli.main import main
+
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(
+        f"version: 1\ndefault: local\nnodes:\n  local:\n    address: {rt_agent.target}\n"
+    )
+    cli = ["--config", str(cfg)]
+    recipe = tmp_path / "cli-1"
+    recipe.mkdir()
+    (recipe / "runtime.yaml").write_text(
+        "name: cli-1\nsetup: setup.sh\ntest: cat /runtimes/cli-1/out.txt\n"
+        "mounts: [{source: ., target: /runtimes/cli-1}]\n"
+    )
+    (recipe / "setup.sh").write_text("echo from-setup; echo built > /runtime/out.txt\n")
+    assert main([*cli, "runtime", "install", str(recipe)]) == 0
+    out, err = capsys.readouterr()
+    assert "from-setup" in out and "[4/4] activating" in err and "cli-1" in out
+    assert main([*cli, "runtime", "install", "cli-1", "--from-dir", str(recipe), "--force"]) == 0
+    capsys.readouterr()
+    assert main([*cli, "runtime", "list"]) == 0
+    assert "cli-1" in capsys.readouterr().out
+    assert main([*cli, "runtime", "test", "cli-1"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "built\n" and "passed" in err
+    assert main([*cli, "runtime", "validate", "Python-3"]) == 1
+    assert "lowercase" in capsys.readouterr().out
+    assert main([*cli, "runtime", "remove", "cli-1"]) == 0
+    assert "removed cli-1" in capsys.readouterr().out
+    assert main([*cli, "runtime", "info", "cli-1"]) == 1
+    capsys.readouterr()
+    github = ["--repo", "acme/runtimes", "--branch", "main", "--path", f"runtimes/{EXAMPLE}"]
+    assert main([*cli, "runtime", "install", EXAMPLE, *github, "--force"]) == 0
+    out, err = capsys.readouterr()
+    assert "[5/5] activating" in err and "Successfully installed joblet-demo" in out

@@ -145,11 +145,20 @@ class RuntimeService(pbg.RuntimeServiceServicer):
         )
         rec = await self.manager.run(spec)
         out = bytearray()
-        async with asyncio.timeout(TEST_TIMEOUT_S):
-            async for data in self.manager.logs(rec.uuid):
-                if len(out) < MAX_TEST_OUTPUT:
-                    out += data[: MAX_TEST_OUTPUT - len(out)]
-            rec = await self.manager.wait_final(rec.uuid)
+        try:
+            async with asyncio.timeout(TEST_TIMEOUT_S):
+                async for data in self.manager.logs(rec.uuid):
+                    if len(out) < MAX_TEST_OUTPUT:
+                        out += data[: MAX_TEST_OUTPUT - len(out)]
+                rec = await self.manager.wait_final(rec.uuid)
+        except TimeoutError:
+            rec = await self.manager.stop(rec.uuid)
+            return pb.TestRuntimeResponse(
+                success=False,
+                output=out.decode(errors="replace"),
+                error=f"the test command did not finish in {TEST_TIMEOUT_S:.0f}s; stopped it",
+                exit_code=rec.exit_code,
+            )
         ok = rec.status == Status.COMPLETED
         return pb.TestRuntimeResponse(
             success=ok,

@@ -282,6 +282,30 @@ def test_failed_setup_installs_nothing(rt_agent: Agent) -> None:
     assert e.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+def test_client_gone_mid_setup_stops_the_build(rt_agent: Agent) -> None:
+    setup = "#!/bin/sh\necho started\nsleep 60\n"
+    request = pb.InstallRuntimeFromLocalRequest(
+        runtime_spec="slow-1", files=simple_files("slow-1", setup=setup)
+    )
+    chunks = stub(rt_agent).StreamingInstallRuntimeFromLocal(request, timeout=60)
+    for c in chunks:
+        if c.HasField("log"):
+            break  # the setup job is running
+    chunks.cancel()
+    deadline = time.monotonic() + 15
+    while True:
+        jobs = rt_agent.jobs.ListJobs(pb.EmptyRequest()).jobs
+        build = [j for j in jobs if j.name == "runtime-setup-slow-1"]
+        if build and build[0].status in ("STOPPED", "FAILED") and staging_empty(rt_agent):
+            break
+        assert time.monotonic() < deadline, (build, os.listdir(runtimes_dir(rt_agent)))
+        time.sleep(0.1)
+    assert "slow-1" not in names(rt_agent)
+    # nothing is left claimed: the same name installs now
+    fast = simple_files("slow-1")
+    assert install_local(rt_agent, "slow-1", fast).status == "completed"
+
+
 def test_test_runtime_reports_failure(rt_agent: Agent) -> None:
     files = simple_files("failing-1", test="'cat /runtimes/failing-1/data.txt; exit 7'")
     assert install_local(rt_agent, "failing-1", files).status == "completed"

@@ -38,6 +38,13 @@ class AgentConfig:
     def registry(self) -> bool:
         return bool(self.kubeconfig or self.in_cluster)
 
+    # runtimes: where InstallRuntimeFromGithub fetches BASE/OWNER/REPO/archive/refs/heads/B.tar.gz
+    runtime_archive_base: str = "https://github.com"
+    runtime_repository: str = ""  # default owner/repo when a request names none
+    runtime_setup_timeout_s: float = 900.0
+    runtime_setup_memory_mb: int = 2048
+    runtime_setup_cpu_percent: int = 200
+
     @property
     def tls(self) -> bool:
         return bool(self.tls_cert or self.tls_key or self.tls_ca)

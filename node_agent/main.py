@@ -31,6 +31,7 @@ from node_agent.registry.node import (
     capacity_of,
     parse_label,
 )
+from node_agent.runtimes.store import RuntimeStore
 from node_agent.server.app import build_server
 from node_agent.sys.files import write_atomic
 
@@ -65,6 +66,21 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
     p.add_argument("--cgroup-root", default=d.cgroup_root)
     p.add_argument("--cgroup-version", choices=["", "v1", "v2"], default="", help="default: detect")
     p.add_argument("--node-id", default="", help="default: a UUID kept in the state dir")
+    p.add_argument(
+        "--runtime-archive-base",
+        default=d.runtime_archive_base,
+        help="base URL of repository branch archives (BASE/OWNER/REPO/archive/refs/heads/"
+        "BRANCH.tar.gz) for runtime installs; point it at a mirror (default %(default)s)",
+    )
+    p.add_argument(
+        "--runtime-repository", default="", help="owner/repo used when an install names none"
+    )
+    p.add_argument(
+        "--runtime-setup-timeout",
+        type=float,
+        default=d.runtime_setup_timeout_s,
+        help="seconds a runtime's setup script may run",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     k = p.add_argument_group("node registry (publish a JobletNode and a heartbeat Lease)")
     creds = k.add_mutually_exclusive_group()
@@ -133,6 +149,9 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         heartbeat_interval_s=a.heartbeat_interval,
         reserve_cpu=a.reserve_cpu,
         reserve_memory_mb=a.reserve_memory_mb,
+        runtime_archive_base=a.runtime_archive_base,
+        runtime_repository=a.runtime_repository,
+        runtime_setup_timeout_s=a.runtime_setup_timeout,
     )
 
 
@@ -195,8 +214,9 @@ async def serve(config: AgentConfig) -> None:
     config = AgentConfig(
         **{**config.__dict__, "node_id": node_id(config.state_dir, config.node_id)}
     )
-    manager = JobManager(config)
-    server, port = build_server(config, manager)
+    runtimes = RuntimeStore(config.state_dir)
+    manager = JobManager(config, attachments=[runtimes])
+    server, port = build_server(config, manager, runtimes)
     await manager.start()
     await server.start()
     where = (

@@ -149,7 +149,9 @@ def build_parser(handlers: dict[str, Handler]) -> argparse.ArgumentParser:
     b.verb(runtimes, "info", "runtime_info", "show one runtime").add_argument("runtime")
     b.verb(runtimes, "test", "runtime_test", "run a runtime's self-test").add_argument("runtime")
     install = b.verb(runtimes, "install", "runtime_install", "install a runtime")
-    install.add_argument("spec", help="runtime spec, e.g. python-3.11-ml")
+    install.add_argument(
+        "spec", help="runtime spec, e.g. python-3.11-ml, or a local recipe directory"
+    )
     source = install.add_mutually_exclusive_group()
     source.add_argument("--repo", default="", help="GitHub owner/repo (agent default if unset)")
     source.add_argument("--from-dir", help="install from the files of a local directory")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from google.protobuf.message import Message
@@ -141,8 +142,12 @@ def runtime_test(session: Session) -> int:
 def runtime_install(session: Session) -> int:
     args = session.args
     stream: ServerStream[pb.RuntimeInstallationChunk]
-    if args.from_dir:
-        entries = collect_uploads(dirs=[args.from_dir])
+    spec, from_dir = args.spec, args.from_dir
+    if not from_dir and not args.repo and os.path.isdir(spec):
+        # `joblet runtime install ./recipe`: the name comes from the recipe's runtime.yaml
+        spec, from_dir = "", spec
+    if from_dir:
+        entries = collect_uploads(dirs=[from_dir])
         files = [
             pb.RuntimeFile(path=e.path, content=e.content, executable=bool(e.mode & 0o111))
             for e in entries
@@ -150,7 +155,7 @@ def runtime_install(session: Session) -> int:
         ]
         stream = session.client.install_runtime_from_local(
             pb.InstallRuntimeFromLocalRequest(
-                runtime_spec=args.spec, files=files, force_reinstall=args.force
+                runtime_spec=spec, files=files, force_reinstall=args.force
             )
         )
     else:

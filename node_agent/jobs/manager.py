@@ -77,6 +77,9 @@ class JobManager:
         self.cgroup_version = config.cgroup_version or detect(config.cgroup_root)
         self.io_device = device_for_path(config.state_dir)
         self.node_id = config.node_id
+        # extra mounts/env of the agent's own jobs (runtime builds); memory only, never on
+        # the wire, dropped once the job has launched
+        self._internal: dict[str, Contribution] = {}
 
     # -- start / stop ------------------------------------------------------------------------
 
@@ -172,10 +175,16 @@ class JobManager:
 
     # -- run -----------------------------------------------------------------------------------
 
-    async def run(self, spec: JobSpec) -> JobRecord:
+    async def run(self, spec: JobSpec, internal: Contribution | None = None) -> JobRecord:
+        """Start (or schedule) a job. `internal` is for jobs the agent itself runs, such as
+        a runtime's sandboxed build: mounts and environment no client can ask for."""
         existing = self.jobs.get(spec.uuid)
         if existing is not None:
             return existing  # idempotent: the same job_uuid never starts twice
+        if internal is not None:
+            if spec.schedule:
+                raise InvalidArgument("an internal job can't be scheduled")
+            self._internal[spec.uuid] = internal
         self._check_attachments(spec)
         now = timefmt.now_str()
         status = Status.SCHEDULED if spec.schedule else Status.INITIALIZING
@@ -188,6 +197,7 @@ class JobManager:
             await asyncio.to_thread(self._prepare_files, spec)
         except OSError as e:
             del self.jobs[rec.uuid]
+            self._internal.pop(rec.uuid, None)
             self.store.delete(rec.uuid)
             raise InvalidArgument(f"uploads could not be written: {e}") from None
         self._update(rec)
@@ -285,7 +295,10 @@ class JobManager:
         if rec.status != Status.INITIALIZING:
             rec = self._update(rec.evolve(status=Status.INITIALIZING))
         try:
+            internal = self._internal.pop(rec.uuid, None)
             contributions = [await a.acquire(rec.spec) for a in self.attachments]
+            if internal is not None:
+                contributions.append(internal)
             started = await self.launcher.launch(self.plan(rec.spec, secrets, contributions))
         except (JobletError, OSError, TimeoutError) as e:
             await self._release(rec.uuid)

@@ -12,8 +12,11 @@ from node_agent.errors import InvalidArgument
 from node_agent.isolation.cgroups import host_online_cpus
 from node_agent.jobs.manager import JobManager
 from node_agent.jobs.validate import Limits
+from node_agent.runtimes.installer import Installer
+from node_agent.runtimes.store import RuntimeStore
 from node_agent.server import pending
 from node_agent.server.jobs import JobService
+from node_agent.server.runtimes import RuntimeService
 
 
 def is_local(listen: str) -> bool:
@@ -44,7 +47,9 @@ def _read(path: str) -> bytes:
         return f.read()
 
 
-def build_server(config: AgentConfig, manager: JobManager) -> tuple[grpc.aio.Server, int]:
+def build_server(
+    config: AgentConfig, manager: JobManager, runtimes: RuntimeStore | None = None
+) -> tuple[grpc.aio.Server, int]:
     check_listen(config)
     opts = [
         ("grpc.max_receive_message_length", config.max_message_bytes),
@@ -53,6 +58,9 @@ def build_server(config: AgentConfig, manager: JobManager) -> tuple[grpc.aio.Ser
     server = grpc.aio.server(options=opts)
     limits = Limits(online_cpus=host_online_cpus(), max_upload_bytes=config.max_upload_bytes)
     pbg.add_JobServiceServicer_to_server(JobService(manager, limits, tls=config.tls), server)
+    if runtimes is not None:
+        service = RuntimeService(config, runtimes, Installer(config, runtimes, manager))
+        pbg.add_RuntimeServiceServicer_to_server(service, server)
     server.add_generic_rpc_handlers([pending.handler(s) for s in pending.PENDING_SERVICES])
     if config.tls:
         creds = grpc.ssl_server_credentials(

@@ -20,6 +20,7 @@ from node_agent.isolation.user import parse_user
 from node_agent.jobs.manager import JobManager
 from node_agent.server.app import build_server
 from node_agent.sys.files import write_atomic
+from node_agent.volumes.manager import VolumeManager
 
 log = logging.getLogger("joblet-agent")
 
@@ -95,7 +96,7 @@ async def serve(config: AgentConfig) -> None:
     config = AgentConfig(
         **{**config.__dict__, "node_id": node_id(config.state_dir, config.node_id)}
     )
-    manager = JobManager(config)
+    manager = JobManager(config, attachments=[VolumeManager(config)])
     server, port = build_server(config, manager)
     await manager.start()
     await server.start()

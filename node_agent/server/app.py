@@ -14,6 +14,9 @@ from node_agent.jobs.manager import JobManager
 from node_agent.jobs.validate import Limits
 from node_agent.server import pending
 from node_agent.server.jobs import JobService
+from node_agent.server.monitoring import MonitoringService
+from node_agent.server.volumes import VolumeService
+from node_agent.volumes.manager import VolumeManager
 
 
 def is_local(listen: str) -> bool:
@@ -53,6 +56,12 @@ def build_server(config: AgentConfig, manager: JobManager) -> tuple[grpc.aio.Ser
     server = grpc.aio.server(options=opts)
     limits = Limits(online_cpus=host_online_cpus(), max_upload_bytes=config.max_upload_bytes)
     pbg.add_JobServiceServicer_to_server(JobService(manager, limits, tls=config.tls), server)
+    volumes = next((a for a in manager.attachments if isinstance(a, VolumeManager)), None)
+    if volumes is not None:
+        pbg.add_VolumeServiceServicer_to_server(VolumeService(volumes, tls=config.tls), server)
+    else:
+        server.add_generic_rpc_handlers([pending.handler("VolumeService")])
+    pbg.add_MonitoringServiceServicer_to_server(MonitoringService(config, tls=config.tls), server)
     server.add_generic_rpc_handlers([pending.handler(s) for s in pending.PENDING_SERVICES])
     if config.tls:
         creds = grpc.ssl_server_credentials(

@@ -10,6 +10,7 @@ it without an error.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict
@@ -30,6 +31,7 @@ from node_agent.monitoring.model import (
 )
 from node_agent.server.rpc import stream, unary
 
+log = logging.getLogger(__name__)
 Ctx = grpc.aio.ServicerContext[Any, Any]
 WARMUP_S = 0.25  # the gap between the two samples of a first message
 FRESH_S = 30.0  # a status call reuses counters this young
@@ -90,10 +92,13 @@ class MonitoringService(pbg.MonitoringServiceServicer):
         loop = asyncio.get_running_loop()
         start = loop.time()
         sent = 0
-        while True:
-            snap, before = await asyncio.to_thread(collect.snapshot, self.node_id, before, req)
-            yield pb.SystemMetricsResponse(**_fields(snap))
-            sent += 1
-            delay = start + sent * req.interval_seconds - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
+        try:
+            while True:
+                snap, before = await asyncio.to_thread(collect.snapshot, self.node_id, before, req)
+                yield pb.SystemMetricsResponse(**_fields(snap))
+                sent += 1
+                delay = start + sent * req.interval_seconds - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+        finally:
+            log.info("metrics stream to %s ended after %d message(s)", context.peer(), sent)

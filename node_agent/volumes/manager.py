@@ -85,13 +85,19 @@ class VolumeManager:
                     log.error("volume %s could not be mounted: %s", vol.name, e)
 
     def _clean_leftovers(self) -> None:
+        """Images and mount points with no definition file at all are what a crash in the
+        middle of a create or remove left. (A definition that exists but can't be read
+        keeps its data: that needs a person, not a delete.)"""
         names: set[str] = set()
+        defined: set[str] = set()
         for entry in os.listdir(self.paths.root):
             if entry.endswith(".img"):
                 names.add(entry[: -len(".img")])
+            elif entry.endswith(".json"):
+                defined.add(entry[: -len(".json")])
         if os.path.isdir(self.paths.mnt_root):
             names.update(os.listdir(self.paths.mnt_root))
-        for name in names - set(self.volumes):
+        for name in names - defined:
             log.warning("removing leftovers of volume %s (no definition)", name)
             try:
                 host.destroy(name, self.paths)

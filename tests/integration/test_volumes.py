@@ -317,3 +317,28 @@ def test_every_mutation_survives_kill9_and_restart(own_state: str) -> None:
         assert not mounts_under(own_state)
     finally:
         a.stop()
+
+
+def test_leftovers_of_a_crash_are_cleaned_and_unreadable_definitions_kept(own_state: str) -> None:
+    a = Agent(own_state).start()
+    try:
+        create(a, "precious", "8MB", "filesystem")
+        a.stop()
+        root = os.path.join(own_state, "volumes")
+        # a create that died after formatting and mounting, before its definition was written
+        with open(os.path.join(root, "ghost.img"), "wb") as f:
+            f.truncate(8 << 20)
+        os.makedirs(os.path.join(root, "mnt", "ghost"))
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=1m", "ghost", os.path.join(root, "mnt", "ghost")],
+            check=True,
+        )
+        with open(os.path.join(root, "precious.json"), "w") as f:
+            f.write("{not json")
+        a.start()
+        assert sorted(os.listdir(root)) == ["mnt", "precious.img", "precious.json"]
+        assert os.listdir(os.path.join(root, "mnt")) == ["precious"]
+        assert "unreadable" in a.log()
+        assert listed(a) == {}
+    finally:
+        a.stop()

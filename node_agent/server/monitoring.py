@@ -87,6 +87,9 @@ class MonitoringService(pbg.MonitoringServiceServicer):
         self, request: pb.StreamMetricsRequest, context: Ctx
     ) -> AsyncIterator[pb.SystemMetricsResponse]:
         req = parse_stream_request(request.interval_seconds, list(request.metric_types))
+        # Read now: once the client has gone, the call behind `context` may be freed, and
+        # touching it then (e.g. context.peer() in the finally below) crashes grpc's C core.
+        peer = context.peer()
         before = await asyncio.to_thread(collect.baseline, req.metric_types)
         await asyncio.sleep(WARMUP_S)
         loop = asyncio.get_running_loop()
@@ -101,4 +104,4 @@ class MonitoringService(pbg.MonitoringServiceServicer):
                 if delay > 0:
                     await asyncio.sleep(delay)
         finally:
-            log.info("metrics stream to %s ended after %d message(s)", context.peer(), sent)
+            log.info("metrics stream to %s ended after %d message(s)", peer, sent)

@@ -10,29 +10,17 @@ from __future__ import annotations
 
 import os
 import statistics
-import subprocess
 import tempfile
 import time
 
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pbg
 from tests.support.agent import Agent
+from tests.support.mounts import cleanup
 
 Row = tuple[str, float, str, str]
 ROUNDS = {"filesystem": 8, "memory": 20}
 SIZES = {"filesystem": ("64MB", "1GB"), "memory": ("64MB",)}
-
-
-def _cleanup(state: str) -> None:
-    real = os.path.realpath(state)
-    with open("/proc/self/mountinfo") as f:
-        points = [line.split()[4] for line in f if f" {real}/" in line]
-    for m in sorted(points, key=len, reverse=True):
-        subprocess.run(["umount", "-l", m], check=False)
-    out = subprocess.run(["losetup", "-a"], capture_output=True, text=True, check=False).stdout
-    for line in out.splitlines():
-        if real in line:
-            subprocess.run(["losetup", "-d", line.split(":", 1)[0]], check=False)
 
 
 def _ms(samples: list[float]) -> tuple[float, float]:
@@ -68,7 +56,7 @@ def run() -> list[Row]:
                         rows.append((f"{label} max", worst, "ms", "n/a, measured"))
         finally:
             agent.stop()
-            _cleanup(state)
+            cleanup(state)
     return rows
 
 

@@ -18,8 +18,8 @@ import pytest
 
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pbg
-from node_agent.volumes.spec import mount_points
 from tests.support.agent import Agent
+from tests.support.mounts import cleanup, loops_of, mounts_under
 
 JOB_UID = 65532  # the agent's default job user
 
@@ -28,27 +28,6 @@ def vols(agent: Agent) -> pbg.VolumeServiceStub:
     agent.jobs  # noqa: B018 - opens the channel
     assert agent.channel is not None
     return pbg.VolumeServiceStub(agent.channel)
-
-
-def mounts_under(path: str) -> dict[str, str]:
-    real = os.path.realpath(path)
-    with open("/proc/self/mountinfo") as f:
-        found = mount_points(f.read())
-    return {m: t for m, t in found.items() if m == real or m.startswith(real + "/")}
-
-
-def loops_of(path: str) -> list[str]:
-    real = os.path.realpath(path)
-    out = subprocess.run(["losetup", "-a"], capture_output=True, text=True, check=False).stdout
-    return [line for line in out.splitlines() if real in line]
-
-
-def cleanup(state_dir: str) -> None:
-    """Unmount (deepest first) and free loop devices: nothing outlives a test."""
-    for m in sorted(mounts_under(state_dir), key=len, reverse=True):
-        subprocess.run(["umount", "-l", m], check=False)
-    for line in loops_of(state_dir):
-        subprocess.run(["losetup", "-d", line.split(":", 1)[0]], check=False)
 
 
 @pytest.fixture(scope="module")

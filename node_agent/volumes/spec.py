@@ -3,8 +3,8 @@ definition, and where its files live under the state directory.
 
 Everything a user types (a size like "1GB", a name, a type) is parsed here once into a
 frozen `VolumeDef`, so a bad request is refused with a clear message before anything is
-created. Sizes use binary units, as Joblet always has: "1GB" and "1Gi" both mean 2^30
-bytes.
+created. Sizes use binary units: "1GB" and "1Gi" both mean 2^30 bytes. An empty type
+means "filesystem".
 
 Layout under the state directory:
 

@@ -34,6 +34,7 @@ from node_agent.registry.node import (
 from node_agent.runtimes.store import RuntimeStore
 from node_agent.server.app import build_server
 from node_agent.sys.files import write_atomic
+from node_agent.volumes.manager import VolumeManager
 
 log = logging.getLogger("joblet-agent")
 
@@ -215,7 +216,7 @@ async def serve(config: AgentConfig) -> None:
         **{**config.__dict__, "node_id": node_id(config.state_dir, config.node_id)}
     )
     runtimes = RuntimeStore(config.state_dir)
-    manager = JobManager(config, attachments=[runtimes])
+    manager = JobManager(config, attachments=[runtimes, VolumeManager(config)])
     server, port = build_server(config, manager, runtimes)
     await manager.start()
     await server.start()

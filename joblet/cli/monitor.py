@@ -57,11 +57,70 @@ def monitor_status(session: Session) -> int:
     pairs = summary_pairs(status.host, status.cpu, status.memory, list(status.disks))
     pairs.insert(0, ("time", status.timestamp))
     pairs.insert(1, ("available", "yes" if status.available else "no"))
-    version = status.server_version
-    if version.version:
-        pairs.append(("agent", f"{version.version} ({version.component or 'joblet-agent'})"))
+    pairs.extend(detail_pairs(status))
     print_pairs(pairs)
     return 0
+
+
+def detail_pairs(status: pb.SystemStatusResponse) -> list[tuple[str, object]]:
+    """Everything below the summary: addresses, traffic, processes, cloud, agent version."""
+    host = status.host
+    pairs: list[tuple[str, object]] = []
+    if host.server_ips:
+        pairs.append(("addresses", ", ".join(host.server_ips)))
+    if host.mac_addresses:
+        pairs.append(("macs", ", ".join(host.mac_addresses)))
+    if status.memory.swap_total:
+        m = status.memory
+        pairs.append(("swap", f"{human_bytes(m.swap_used)} of {human_bytes(m.swap_total)} used"))
+    for net in status.networks:
+        if net.interface == "lo":
+            continue
+        pairs.append(
+            (
+                f"net {net.interface}",
+                f"rx {human_bytes(net.receive_rate)}/s tx {human_bytes(net.transmit_rate)}/s "
+                f"(total rx {human_bytes(net.bytes_received)} tx {human_bytes(net.bytes_sent)})",
+            )
+        )
+    if status.HasField("io"):
+        io = status.io
+        pairs.append(
+            ("disk io", f"read {human_bytes(io.read_rate)}/s write {human_bytes(io.write_rate)}/s")
+        )
+    if status.HasField("processes"):
+        p = status.processes
+        pairs.append(
+            (
+                "processes",
+                f"{p.total_processes} ({p.running_processes} running, {p.sleeping_processes} "
+                f"sleeping, {p.zombie_processes} zombie), {p.total_threads} threads",
+            )
+        )
+        top = ", ".join(f"{t.name}[{t.pid}] {t.cpu_percent:.1f}%" for t in p.top_by_cpu[:3])
+        pairs.append(("top cpu", top or None))
+        top = ", ".join(
+            f"{t.name}[{t.pid}] {human_bytes(t.memory_bytes)}" for t in p.top_by_memory[:3]
+        )
+        pairs.append(("top memory", top or None))
+    cloud = status.cloud
+    if cloud.provider:
+        extra = ", ".join(
+            x for x in (cloud.instance_type, cloud.region, cloud.zone, cloud.hypervisor_type) if x
+        )
+        pairs.append(("cloud", cloud.provider + (f" ({extra})" if extra else "")))
+    version = status.server_version
+    if version.version:
+        commit = f" {version.git_commit[:12]}" if version.git_commit else ""
+        runtime = f", {version.go_version}" if version.go_version else ""
+        pairs.append(
+            (
+                "agent",
+                f"{version.component or 'joblet-agent'} {version.version}{commit}"
+                f" ({version.platform or '?'}{runtime})",
+            )
+        )
+    return pairs
 
 
 def monitor_watch(session: Session) -> int:
@@ -90,7 +149,14 @@ def _line(sample: pb.SystemMetricsResponse) -> str:
         parts.append(f"mem {sample.memory.usage_percent:5.1f}%")
     for disk in sample.disks:
         parts.append(f"{disk.mount_point or disk.device} {disk.usage_percent:.0f}%")
+    if sample.networks:
+        nets = [n for n in sample.networks if n.interface != "lo"]
+        rx = sum(n.receive_rate for n in nets)
+        tx = sum(n.transmit_rate for n in nets)
+        parts.append(f"net rx {human_bytes(rx)}/s tx {human_bytes(tx)}/s")
     if sample.HasField("io"):
         io = sample.io
         parts.append(f"io r {human_bytes(io.read_rate)}/s w {human_bytes(io.write_rate)}/s")
+    if sample.HasField("processes"):
+        parts.append(f"procs {sample.processes.total_processes}")
     return "  ".join(parts)

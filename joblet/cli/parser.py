@@ -138,8 +138,16 @@ def build_parser(handlers: dict[str, Handler]) -> argparse.ArgumentParser:
     volumes = volume.add_subparsers(dest="verb", metavar="VERB", required=True)
     vol_create = b.verb(volumes, "create", "volume_create", "create a volume")
     vol_create.add_argument("name")
-    vol_create.add_argument("--size", required=True, help='e.g. "1GB", "500MB"')
-    vol_create.add_argument("--type", choices=("filesystem", "memory"), default="filesystem")
+    vol_create.add_argument(
+        "--size", required=True, help='e.g. "1GB", "500MB", "64M" (binary units: 1GB = 1024 MB)'
+    )
+    vol_create.add_argument(
+        "--type",
+        choices=("filesystem", "memory"),
+        default="filesystem",
+        help="filesystem: an ext4 image kept on disk (default); memory: tmpfs in RAM, "
+        "empty again after a host reboot",
+    )
     b.verb(volumes, "list", "volume_list", "list volumes")
     b.verb(volumes, "remove", "volume_remove", "remove a volume").add_argument("name")
 

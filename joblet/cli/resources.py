@@ -78,10 +78,20 @@ def volume_list(session: Session) -> int:
         print_json(volumes)
     else:
         print_table(
-            ("NAME", "SIZE", "TYPE", "JOBS", "CREATED", "PATH"),
-            ((v.name, v.size, v.type, v.job_count, v.created_time, v.path) for v in volumes),
+            ("NAME", "TYPE", "SIZE", "USED", "JOBS", "CREATED", "PATH"),
+            (
+                (v.name, v.type, v.size, _used(v), v.job_count, v.created_time, v.path)
+                for v in volumes
+            ),
         )
     return 0
+
+
+def _used(v: pb.Volume) -> str:
+    """Used space as the mounted filesystem reports it ("-" from agents that don't say)."""
+    if not v.size_bytes:
+        return "-"
+    return f"{human_bytes(v.used_bytes)} ({100 * v.used_bytes / v.size_bytes:.0f}%)"
 
 
 def volume_remove(session: Session) -> int:

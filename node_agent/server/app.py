@@ -16,7 +16,10 @@ from node_agent.runtimes.installer import Installer
 from node_agent.runtimes.store import RuntimeStore
 from node_agent.server import pending
 from node_agent.server.jobs import JobService
+from node_agent.server.monitoring import MonitoringService
 from node_agent.server.runtimes import RuntimeService
+from node_agent.server.volumes import VolumeService
+from node_agent.volumes.manager import VolumeManager
 
 
 def is_local(listen: str) -> bool:
@@ -61,6 +64,12 @@ def build_server(
     if runtimes is not None:
         service = RuntimeService(config, runtimes, Installer(config, runtimes, manager))
         pbg.add_RuntimeServiceServicer_to_server(service, server)
+    volumes = next((a for a in manager.attachments if isinstance(a, VolumeManager)), None)
+    if volumes is not None:
+        pbg.add_VolumeServiceServicer_to_server(VolumeService(volumes, tls=config.tls), server)
+    else:
+        server.add_generic_rpc_handlers([pending.handler("VolumeService")])
+    pbg.add_MonitoringServiceServicer_to_server(MonitoringService(config, tls=config.tls), server)
     server.add_generic_rpc_handlers([pending.handler(s) for s in pending.PENDING_SERVICES])
     if config.tls:
         creds = grpc.ssl_server_credentials(

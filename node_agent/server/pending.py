@@ -9,7 +9,7 @@ import grpc
 
 from joblet.api import joblet_pb2 as pb
 
-PENDING_SERVICES = ("NetworkService", "VolumeService", "MonitoringService")
+PENDING_SERVICES = ("NetworkService",)
 
 
 def handler(service: str) -> grpc.GenericRpcHandler:

@@ -211,6 +211,7 @@ MESSAGES: dict[str, str] = {
 ADDITIONS: dict[str, str] = {
     "Job": "100 message s",
     "GetJobStatusResponse": "100 message s",
+    "Volume": "100 size_bytes i64 · 101 used_bytes i64",
 }
 
 # service -> "Rpc Request Response" lines; "stream" before the response marks server streaming.

@@ -7,7 +7,7 @@ PY       := $(VENV)/bin/python
 PIP      := $(VENV)/bin/pip
 STAMP    := $(VENV)/.installed
 PROTO_OUT := joblet/api/joblet_pb2.py
-DEB_PKGS := iproute2 e2fsprogs util-linux procps
+DEB_PKGS := iproute2 e2fsprogs util-linux procps nftables
 
 .PHONY: all deps venv proto lint test test-unit test-integration test-e2e demo bench clean
 

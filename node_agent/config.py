@@ -24,6 +24,9 @@ class AgentConfig:
     cgroup_root: str = "/sys/fs/cgroup"
     cgroup_version: str = ""  # "" = detect
     node_id: str = ""
+    default_network: str = "bridge"  # network of jobs that name none
+    bridge_cidr: str = ""  # "" = a free /16 chosen once and kept
+    isolated_cidr: str = ""
 
     @property
     def tls(self) -> bool:

@@ -18,6 +18,7 @@ from node_agent.config import AgentConfig
 from node_agent.errors import JobletError
 from node_agent.isolation.user import parse_user
 from node_agent.jobs.manager import JobManager
+from node_agent.networks.manager import NetworkManager, NetworkSettings
 from node_agent.server.app import build_server
 from node_agent.sys.files import write_atomic
 
@@ -52,6 +53,13 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
     p.add_argument("--cgroup-root", default=d.cgroup_root)
     p.add_argument("--cgroup-version", choices=["", "v1", "v2"], default="", help="default: detect")
     p.add_argument("--node-id", default="", help="default: a UUID kept in the state dir")
+    p.add_argument(
+        "--default-network",
+        default=d.default_network,
+        help="network of jobs that ask for none (default %(default)s; 'none' = loopback only)",
+    )
+    p.add_argument("--bridge-cidr", default="", help="pool of 'bridge' (default: a free /16)")
+    p.add_argument("--isolated-cidr", default="", help="pool of 'isolated' (default: a free /16)")
     p.add_argument("-v", "--verbose", action="store_true")
     a = p.parse_args(argv)
     try:
@@ -74,6 +82,9 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         cgroup_root=a.cgroup_root,
         cgroup_version=a.cgroup_version,
         node_id=a.node_id,
+        default_network=a.default_network,
+        bridge_cidr=a.bridge_cidr,
+        isolated_cidr=a.isolated_cidr,
     )
 
 
@@ -95,8 +106,17 @@ async def serve(config: AgentConfig) -> None:
     config = AgentConfig(
         **{**config.__dict__, "node_id": node_id(config.state_dir, config.node_id)}
     )
-    manager = JobManager(config)
-    server, port = build_server(config, manager)
+    networks = NetworkManager(
+        NetworkSettings(
+            state_dir=config.state_dir,
+            node_id=config.node_id,
+            default_network=config.default_network,
+            bridge_cidr=config.bridge_cidr,
+            isolated_cidr=config.isolated_cidr,
+        )
+    )
+    manager = JobManager(config, attachments=[networks])
+    server, port = build_server(config, manager, networks=networks)
     await manager.start()
     await server.start()
     where = (

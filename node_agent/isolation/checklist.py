@@ -106,6 +106,7 @@ def _network(plan: LaunchPlan, go_fd: int) -> None:
     """Wait until the supervisor has joined our namespace to the host, then configure it."""
     if plan.network is None:
         return
+    os.write(go_fd, b"r")  # our network namespace exists: the supervisor may join it
     if os.read(go_fd, 1) != b"1":
         raise StepError("network", "the supervisor could not attach the job's network")
     os.close(go_fd)

@@ -12,8 +12,10 @@ from node_agent.errors import InvalidArgument
 from node_agent.isolation.cgroups import host_online_cpus
 from node_agent.jobs.manager import JobManager
 from node_agent.jobs.validate import Limits
+from node_agent.networks.manager import NetworkManager
 from node_agent.server import pending
 from node_agent.server.jobs import JobService
+from node_agent.server.networks import NetworkService
 
 
 def is_local(listen: str) -> bool:
@@ -44,7 +46,9 @@ def _read(path: str) -> bytes:
         return f.read()
 
 
-def build_server(config: AgentConfig, manager: JobManager) -> tuple[grpc.aio.Server, int]:
+def build_server(
+    config: AgentConfig, manager: JobManager, *, networks: NetworkManager
+) -> tuple[grpc.aio.Server, int]:
     check_listen(config)
     opts = [
         ("grpc.max_receive_message_length", config.max_message_bytes),
@@ -53,6 +57,7 @@ def build_server(config: AgentConfig, manager: JobManager) -> tuple[grpc.aio.Ser
     server = grpc.aio.server(options=opts)
     limits = Limits(online_cpus=host_online_cpus(), max_upload_bytes=config.max_upload_bytes)
     pbg.add_JobServiceServicer_to_server(JobService(manager, limits, tls=config.tls), server)
+    pbg.add_NetworkServiceServicer_to_server(NetworkService(networks, tls=config.tls), server)
     server.add_generic_rpc_handlers([pending.handler(s) for s in pending.PENDING_SERVICES])
     if config.tls:
         creds = grpc.ssl_server_credentials(

@@ -9,7 +9,7 @@ import grpc
 
 from joblet.api import joblet_pb2 as pb
 
-PENDING_SERVICES = ("NetworkService", "VolumeService", "MonitoringService", "RuntimeService")
+PENDING_SERVICES = ("VolumeService", "MonitoringService", "RuntimeService")
 
 
 def handler(service: str) -> grpc.GenericRpcHandler:

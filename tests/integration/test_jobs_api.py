@@ -8,6 +8,7 @@ import threading
 import time
 import uuid as uuidlib
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import pytest
@@ -261,14 +262,21 @@ def test_unknown_job(agent: Agent, call: str) -> None:
 
 
 def test_unimplemented_services_say_so(agent: Agent) -> None:
-    from joblet.api import joblet_pb2_grpc as pbg
+    from node_agent.server.pending import PENDING_SERVICES
 
     assert agent.channel is not None
-    net = pbg.NetworkServiceStub(agent.channel)
-    with pytest.raises(grpc.RpcError) as e:
-        net.ListNetworks(pb.EmptyRequest())
-    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "NetworkService.ListNetworks is not available" in (e.value.details() or "")
+    for service in PENDING_SERVICES:
+        desc = pb.DESCRIPTOR.services_by_name[service]
+        method = next(m for m in desc.methods if not m.server_streaming)
+        call: Any = agent.channel.unary_unary(
+            f"/joblet.{service}/{method.name}",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=lambda b: b,
+        )
+        with pytest.raises(grpc.RpcError) as e:
+            call(getattr(pb, method.input_type.name)())
+        assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert f"{service}.{method.name} is not available" in (e.value.details() or "")
     with pytest.raises(grpc.RpcError) as e:
         agent.jobs.RunWorkflow(pb.RunWorkflowRequest(workflow="w.yaml"))
     assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.agent import Agent
+from tests.support.netclean import remove_agent_networks
 
 pytestmark = pytest.mark.root
 
@@ -28,8 +29,12 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Agent]:
     a = Agent(str(state), ("--stop-grace", "2")).start()
     yield a
     a.stop()
+    remove_agent_networks(str(state))
 
 
 @pytest.fixture
-def fresh_state(tmp_path: Path) -> str:
-    return str(tmp_path / "state")
+def fresh_state(tmp_path: Path) -> Iterator[str]:
+    """A state directory for a test's own agent; its bridges and rules go afterwards."""
+    state = str(tmp_path / "state")
+    yield state
+    remove_agent_networks(state)

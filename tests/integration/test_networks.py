@@ -557,3 +557,29 @@ def test_agents_on_one_host_keep_apart(fresh_state: str, agent: Agent) -> None:
         )
     finally:
         b.stop()
+
+
+def test_hosts_file_follows_peers_that_come_and_go(agent: Agent, cleanup_nets: list[str]) -> None:
+    """A running job sees a peer started after it, by name (its /etc/hosts is updated in
+    place), and stops seeing it once that peer has ended."""
+    create(agent, "names", "10.210.8.0/24")
+    cleanup_nets.append("names")
+    watcher = agent.run(
+        "sh",
+        "-c",
+        "for i in $(seq 100); do getent hosts late-peer && break; sleep 0.1; done; "
+        "echo SEEN; for i in $(seq 100); do getent hosts late-peer >/dev/null || break; "
+        "sleep 0.1; done; echo GONE $i",
+        network="names",
+        name="watcher",
+    ).job_uuid
+    peer = agent.run("sleep", "1", network="names", name="late-peer").job_uuid
+    assert agent.wait(peer).status == "COMPLETED"
+    st = agent.wait(watcher)
+    out = agent.output(watcher).decode()
+    assert st.status == "COMPLETED", out
+    lines = out.split()
+    seen_ip = lines[0]
+    assert ipaddress.ip_address(seen_ip) in ipaddress.ip_network("10.210.8.0/24")
+    assert lines[1] == "late-peer" and lines[2] == "SEEN" and lines[3] == "GONE"
+    assert int(lines[4]) < 100  # the name went away, the loop did not just run out

@@ -516,6 +516,9 @@ def test_networks_and_addresses_survive_an_agent_restart(fresh_state: str) -> No
         assert listing(a)["saved"].job_count == 0
         remove(a, "saved")
         assert not ip_link_exists(bridge)
+        a.kill9()  # and the removal too survives a restart
+        a.start()
+        assert "saved" not in listing(a) and not ip_link_exists(bridge)
     finally:
         a.stop()
 

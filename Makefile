@@ -7,7 +7,7 @@ PY       := $(VENV)/bin/python
 PIP      := $(VENV)/bin/pip
 STAMP    := $(VENV)/.installed
 PROTO_OUT := joblet/api/joblet_pb2.py
-DEB_PKGS := iproute2 e2fsprogs util-linux procps python3 python3-pip python3-setuptools python3-wheel
+DEB_PKGS := iproute2 e2fsprogs util-linux procps nftables python3 python3-pip python3-setuptools python3-wheel
 
 .PHONY: all deps venv proto lint test test-unit test-integration test-e2e demo bench clean \
 	k8s-bins cluster-up cluster-down

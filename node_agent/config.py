@@ -45,6 +45,10 @@ class AgentConfig:
     runtime_setup_memory_mb: int = 2048
     runtime_setup_cpu_percent: int = 200
 
+    default_network: str = "bridge"  # network of jobs that name none
+    bridge_cidr: str = ""  # "" = a free /16 chosen once and kept
+    isolated_cidr: str = ""
+
     @property
     def tls(self) -> bool:
         return bool(self.tls_cert or self.tls_key or self.tls_ca)

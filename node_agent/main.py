@@ -22,6 +22,7 @@ from node_agent.config import AgentConfig
 from node_agent.errors import JobletError
 from node_agent.isolation.user import parse_user
 from node_agent.jobs.manager import JobManager
+from node_agent.networks.manager import NetworkManager, NetworkSettings
 from node_agent.registry.heartbeat import Heartbeat, inventory_sources
 from node_agent.registry.kube import KubeError, NodeApi, load_config
 from node_agent.registry.node import (
@@ -82,6 +83,13 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         default=d.runtime_setup_timeout_s,
         help="seconds a runtime's setup script may run",
     )
+    p.add_argument(
+        "--default-network",
+        default=d.default_network,
+        help="network of jobs that ask for none (default %(default)s; 'none' = loopback only)",
+    )
+    p.add_argument("--bridge-cidr", default="", help="pool of 'bridge' (default: a free /16)")
+    p.add_argument("--isolated-cidr", default="", help="pool of 'isolated' (default: a free /16)")
     p.add_argument("-v", "--verbose", action="store_true")
     k = p.add_argument_group("node registry (publish a JobletNode and a heartbeat Lease)")
     creds = k.add_mutually_exclusive_group()
@@ -153,6 +161,9 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         runtime_archive_base=a.runtime_archive_base,
         runtime_repository=a.runtime_repository,
         runtime_setup_timeout_s=a.runtime_setup_timeout,
+        default_network=a.default_network,
+        bridge_cidr=a.bridge_cidr,
+        isolated_cidr=a.isolated_cidr,
     )
 
 
@@ -216,8 +227,20 @@ async def serve(config: AgentConfig) -> None:
         **{**config.__dict__, "node_id": node_id(config.state_dir, config.node_id)}
     )
     runtimes = RuntimeStore(config.state_dir)
-    manager = JobManager(config, attachments=[runtimes, VolumeManager(config)])
-    server, port = build_server(config, manager, runtimes)
+    networks = NetworkManager(
+        NetworkSettings(
+            state_dir=config.state_dir,
+            node_id=config.node_id,
+            default_network=config.default_network,
+            bridge_cidr=config.bridge_cidr,
+            isolated_cidr=config.isolated_cidr,
+        )
+    )
+    volumes = VolumeManager(config)
+    manager = JobManager(config, attachments=[networks, runtimes, volumes])
+    server, port = build_server(
+        config, manager, networks=networks, volumes=volumes, runtimes=runtimes
+    )
     await manager.start()
     await server.start()
     where = (

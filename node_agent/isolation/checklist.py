@@ -10,14 +10,17 @@ and is the point of keeping it in one place:
  3. cgroup           join the job's cgroup (before the cgroup namespace, which roots at it)
  4. namespaces       new mount, UTS, IPC, network and cgroup namespaces (PID is already new:
                      the supervisor unshared it, so this process is PID 1)
- 5. hostname         the job's own
- 6. loopback         `lo` up in the empty network namespace
- 7. network          (with a network plan) wait for the host side, configure our end
+ 5. network-ready    (with a network plan) tell the supervisor, which now creates our veth
+                     while we go on building the root
+ 6. hostname         the job's own
+ 7. loopback         `lo` up in the empty network namespace
  8. root             private root, pivot_root, fresh /proc, sealed read-only root
- 9. workdir          chdir into the job's working directory
-10. user             unprivileged uid/gid, every capability dropped
-11. seccomp          no_new_privs and the syscall filter
-12. exec             the job's own command
+ 9. network          (with a network plan) wait for the host side, configure our end
+                     (netlink only: nothing from the host's files is needed any more)
+10. workdir          chdir into the job's working directory
+11. user             unprivileged uid/gid, every capability dropped
+12. seccomp          no_new_privs and the syscall filter
+13. exec             the job's own command
 """
 
 from __future__ import annotations
@@ -102,6 +105,12 @@ def _exec(plan: LaunchPlan) -> None:
         raise StepError("exec", f"command {plan.argv[0]!r} is not executable") from None
 
 
+def _network_ready(plan: LaunchPlan, go_fd: int) -> None:
+    """Tell the supervisor our network namespace exists: it creates our veth meanwhile."""
+    if plan.network is not None:
+        os.write(go_fd, b"r")
+
+
 def _network(plan: LaunchPlan, go_fd: int) -> None:
     """Wait until the supervisor has joined our namespace to the host, then configure it."""
     if plan.network is None:
@@ -120,10 +129,11 @@ def steps(
         ("signals", _signals),
         ("cgroup", lambda: cgroup.add_process(0)),
         ("namespaces", lambda: libc.unshare(NAMESPACES)),
+        ("network-ready", lambda: _network_ready(plan, go_fd)),
         ("hostname", lambda: libc.sethostname(plan.hostname)),
         ("loopback", _loopback_up),
-        ("network", lambda: _network(plan, go_fd)),
         ("root", lambda: _root(plan)),
+        ("network", lambda: _network(plan, go_fd)),
         ("workdir", lambda: os.chdir(plan.work_dir)),
         ("user", lambda: switch_user(JobUser(plan.uid, plan.gid))),
         ("seccomp", seccomp.install if plan.seccomp else lambda: None),

@@ -20,7 +20,7 @@ import socket
 import struct
 import sys
 
-from node_agent.isolation import supervisor
+from node_agent.isolation import netsetup, supervisor
 from node_agent.isolation.plan import LaunchPlan
 
 HEADER = struct.Struct("!I")
@@ -98,6 +98,7 @@ def main() -> None:
     parser.add_argument("--fd", type=int, required=True)
     args = parser.parse_args()
     sock = socket.socket(fileno=args.fd)
+    netsetup.warm()
     serve(sock)
     sys.exit(0)
 

@@ -42,6 +42,7 @@ class NetworkPlan:
     address: str  # job address with prefix, e.g. "10.88.0.7/16"
     gateway: str  # default route via, "" for none
     dns: tuple[str, ...] = ()
+    peers: bool = True  # False: the bridge port is isolated (no job-to-job traffic)
 
 
 @dataclass(frozen=True)

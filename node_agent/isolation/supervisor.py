@@ -18,6 +18,7 @@ import json
 import os
 import selectors
 import signal
+import socket
 import time
 from dataclasses import dataclass
 
@@ -127,8 +128,9 @@ class Supervisor:
         with contextlib.suppress(OSError):
             fcntl.fcntl(out_r, F_SETPIPE_SZ, PIPE_SIZE)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        # with a network to join, the job waits on this pipe until the host side is ready
-        go_r, go_w = os.pipe2(os.O_CLOEXEC) if self.plan.network else (-1, -1)
+        # with a network to join, the job says on this socket when its namespace exists and
+        # then waits on it until the host side has joined that namespace to the bridge
+        go_r, go_w = _sync_pair() if self.plan.network else (-1, -1)
         libc.unshare(libc.CLONE_NEWPID)
         self._mark("cgroup-created")
         pid = os.fork()
@@ -144,8 +146,11 @@ class Supervisor:
         if self.plan.network is not None:
             os.close(go_r)
             try:
-                netsetup.host_side(self.plan.network, pid)
-                os.write(go_w, b"1")
+                # nothing to read: the job failed an earlier step (its error follows on err_r)
+                if os.read(go_w, 1) == b"r":
+                    netsetup.host_side(self.plan.network, pid)
+                    self._mark("network")
+                    os.write(go_w, b"1")
             except Exception as e:
                 _kill(pid)
                 os.waitpid(pid, 0)
@@ -273,6 +278,12 @@ class Supervisor:
                 "time": timefmt.now_str(),
             },
         )
+
+
+def _sync_pair() -> tuple[int, int]:
+    """(job end, supervisor end) of a close-on-exec socket pair."""
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    return a.detach(), b.detach()
 
 
 def _kill(pid: int) -> None:

@@ -382,6 +382,7 @@ class JobManager:
         try:
             info = read_json(paths.exit)
         except (OSError, ValueError):
+            self._spawn(self._release(uuid))
             self._update(
                 rec.evolve(
                     status=Status.FAILED,

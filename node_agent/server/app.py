@@ -12,11 +12,12 @@ from node_agent.errors import InvalidArgument
 from node_agent.isolation.cgroups import host_online_cpus
 from node_agent.jobs.manager import JobManager
 from node_agent.jobs.validate import Limits
+from node_agent.networks.manager import NetworkManager
 from node_agent.runtimes.installer import Installer
 from node_agent.runtimes.store import RuntimeStore
-from node_agent.server import pending
 from node_agent.server.jobs import JobService
 from node_agent.server.monitoring import MonitoringService
+from node_agent.server.networks import NetworkService
 from node_agent.server.runtimes import RuntimeService
 from node_agent.server.volumes import VolumeService
 from node_agent.volumes.manager import VolumeManager
@@ -51,26 +52,29 @@ def _read(path: str) -> bytes:
 
 
 def build_server(
-    config: AgentConfig, manager: JobManager, runtimes: RuntimeStore | None = None
+    config: AgentConfig,
+    manager: JobManager,
+    *,
+    networks: NetworkManager,
+    volumes: VolumeManager,
+    runtimes: RuntimeStore,
 ) -> tuple[grpc.aio.Server, int]:
     check_listen(config)
     opts = [
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.max_send_message_length", config.max_message_bytes),
+        # a port another process holds is an error, not a silently shared listener
+        ("grpc.so_reuseport", 0),
     ]
     server = grpc.aio.server(options=opts)
     limits = Limits(online_cpus=host_online_cpus(), max_upload_bytes=config.max_upload_bytes)
-    pbg.add_JobServiceServicer_to_server(JobService(manager, limits, tls=config.tls), server)
-    if runtimes is not None:
-        service = RuntimeService(config, runtimes, Installer(config, runtimes, manager))
-        pbg.add_RuntimeServiceServicer_to_server(service, server)
-    volumes = next((a for a in manager.attachments if isinstance(a, VolumeManager)), None)
-    if volumes is not None:
-        pbg.add_VolumeServiceServicer_to_server(VolumeService(volumes, tls=config.tls), server)
-    else:
-        server.add_generic_rpc_handlers([pending.handler("VolumeService")])
-    pbg.add_MonitoringServiceServicer_to_server(MonitoringService(config, tls=config.tls), server)
-    server.add_generic_rpc_handlers([pending.handler(s) for s in pending.PENDING_SERVICES])
+    tls = config.tls
+    pbg.add_JobServiceServicer_to_server(JobService(manager, limits, tls=tls), server)
+    pbg.add_NetworkServiceServicer_to_server(NetworkService(networks, tls=tls), server)
+    pbg.add_VolumeServiceServicer_to_server(VolumeService(volumes, tls=tls), server)
+    installer = Installer(config, runtimes, manager)
+    pbg.add_RuntimeServiceServicer_to_server(RuntimeService(config, runtimes, installer), server)
+    pbg.add_MonitoringServiceServicer_to_server(MonitoringService(config, tls=tls), server)
     if config.tls:
         creds = grpc.ssl_server_credentials(
             [(_read(config.tls_key), _read(config.tls_cert))],

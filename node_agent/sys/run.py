@@ -1,4 +1,4 @@
-"""The one place the agent runs other programs (mkfs, mount, losetup, git).
+"""The one place the agent runs other programs (mkfs, mount, losetup, nft, git).
 
 A failure becomes a typed `CommandError` carrying the command's own stderr, so callers
 can turn it into a message a person can act on instead of a bare exit status.

@@ -17,7 +17,7 @@ from typing import Any
 
 import kopf
 
-from joblet_operator import nodes as _nodes  # noqa: F401 - registers the node-health handlers
+from joblet_operator import nodes as _nodes
 from joblet_operator.agents import AgentCredentials, Agents
 from joblet_operator.context import Context
 from joblet_operator.handlers import jobs as _jobs  # noqa: F401 - registers the Job handlers

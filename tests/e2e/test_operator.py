@@ -205,7 +205,9 @@ def test_ttl_deletes_finished_job(cluster: JobletCluster) -> None:
         if cluster.kubectl("get", "-n", NS, "jobs.joblet.io", "ttl", check=False).returncode != 0:
             return
         time.sleep(0.3)
-    raise AssertionError(f"Job with ttlSecondsAfterFinished=1 was not deleted\n{tail(cluster.operator_log)}")
+    raise AssertionError(
+        f"Job with ttlSecondsAfterFinished=1 was not deleted\n{tail(cluster.operator_log)}"
+    )
 
 
 def test_delete_stops_running_job_on_its_agent(cluster: JobletCluster) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.agent import Agent
+from tests.support.agent import STARTED, Agent
+from tests.support.netclean import remove_agent_networks
 
 pytestmark = pytest.mark.root
 
@@ -21,6 +22,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(pytest.mark.skip(reason="needs root: namespaces, cgroups, mounts"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_networks_left() -> Iterator[None]:
+    """Bridges and rules outlive agents on purpose; at the end nothing of ours may be left."""
+    yield
+    for state in sorted(STARTED):
+        remove_agent_networks(state)
+
+
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Agent]:
     """One agent per test module (stop grace 2 s, so stop tests stay short)."""
@@ -28,8 +37,12 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Agent]:
     a = Agent(str(state), ("--stop-grace", "2")).start()
     yield a
     a.stop()
+    remove_agent_networks(str(state))
 
 
 @pytest.fixture
-def fresh_state(tmp_path: Path) -> str:
-    return str(tmp_path / "state")
+def fresh_state(tmp_path: Path) -> Iterator[str]:
+    """A state directory for a test's own agent; its bridges and rules go afterwards."""
+    state = str(tmp_path / "state")
+    yield state
+    remove_agent_networks(state)

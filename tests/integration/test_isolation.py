@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 
+from joblet.api import joblet_pb2 as pb
 from tests.support.agent import Agent
 
 
@@ -81,14 +83,35 @@ def test_seccomp_denies_dangerous_calls(agent: Agent) -> None:
 
 
 def test_only_loopback_network(agent: Agent) -> None:
-    _, _, out = sh(agent, "ls /sys/class/net 2>/dev/null || cat /proc/net/dev")
+    _, _, out = sh(agent, "ls /sys/class/net 2>/dev/null || cat /proc/net/dev", network="none")
     assert "lo" in out and "eth0" not in out
     _, _, out = sh(
         agent,
         "python3 -c \"import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); "
         "c=socket.create_connection(s.getsockname()); print('loopback ok')\"",
+        network="none",
     )
     assert "loopback ok" in out
+
+
+def test_default_job_is_on_the_bridge_network(agent: Agent) -> None:
+    """No network asked for: the job gets eth0 with an address from the `bridge` pool."""
+    nets = {n.name: n for n in pb_networks(agent)}
+    pool = ipaddress.ip_network(nets["bridge"].cidr)
+    code, _, out = sh(agent, "cat /proc/net/dev; cat /proc/net/fib_trie; echo IP=$JOBLET_IP")
+    assert code == 0
+    assert "eth0:" in out
+    ip = ipaddress.ip_address(out.split("IP=")[1].split()[0])
+    assert ip in pool and ip not in (pool.network_address, pool.network_address + 1)
+    assert f"|-- {ip}\n" in out  # the kernel holds it as the job's own address
+
+
+def pb_networks(agent: Agent) -> list[pb.Network]:
+    from joblet.api import joblet_pb2_grpc as pbg
+
+    agent.jobs  # noqa: B018 - opens the channel
+    assert agent.channel is not None
+    return list(pbg.NetworkServiceStub(agent.channel).ListNetworks(pb.EmptyRequest()).networks)
 
 
 def test_private_tmp_and_writable_work(agent: Agent) -> None:

@@ -25,6 +25,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# every state directory an agent was started on in this process, so a test session can
+# remove the bridges and rules those agents left on the host (tests/support/netclean.py)
+STARTED: set[str] = set()
+
+
 @dataclass
 class Agent:
     state_dir: str
@@ -38,6 +43,7 @@ class Agent:
     def start(self, timeout: float = 20.0) -> Agent:
         if not self.listen:
             self.listen = f"127.0.0.1:{free_port()}"
+        STARTED.add(os.path.abspath(self.state_dir))
         parent = os.path.dirname(os.path.abspath(self.state_dir))
         os.makedirs(parent, exist_ok=True)
         self.log_path = os.path.join(parent, f"agent-{os.path.basename(self.state_dir)}.log")

@@ -206,7 +206,8 @@ def test_agent_registers_itself_with_agent_rights_only(
     mem_mb = psutil.virtual_memory().total // (1 << 20)
     assert spec["capacity"] == {"cpu": cpus, "memoryMB": mem_mb}
     assert spec["allocatable"] == {"cpu": max(cpus - 1, 0), "memoryMB": mem_mb - 256}
-    assert (spec["networks"], spec["volumes"], spec["runtimes"]) == ([], [], [])
+    # a fresh agent has its built-in networks and nothing else
+    assert (spec["networks"], spec["volumes"], spec["runtimes"]) == (["bridge", "isolated"], [], [])
     assert spec["nodeID"] and spec["agentVersion"]
     assert labels["zone"] == "z1" and labels["disk"] == "ssd"
     assert labels["joblet.io/hostname"] == os.uname().nodename

@@ -203,8 +203,10 @@ class JobDriver:
                 return  # stays Scheduled with its uuid: follow() re-dispatches the same attempt
             await self.attempt_ended("FAILED", -1, f"the node refused the job: {e.details()}")
             return
-        self.agent_status = resp.status
-        if resp.status == "SCHEDULED":
+        # nothing is "known" after a dispatch: the first observation reports whatever the
+        # agent has, which may already be final (a short job can end before RunJob answers)
+        self.agent_status = ""
+        if resp.status == "SCHEDULED" or resp.status in AGENT_FINAL:
             return
         if self.st.phase != "Running":
             await self.patch(

@@ -44,6 +44,14 @@ class Status(enum.StrEnum):
 FINAL_STATUSES = frozenset({Status.COMPLETED, Status.FAILED, Status.STOPPED, Status.CANCELED})
 
 
+def volume_ref(entry: str) -> tuple[str, str]:
+    """A job's volume entry: `NAME` (seen at /volumes/NAME) or `NAME:MOUNT` (volume NAME seen
+    at /volumes/MOUNT). Volume names hold no ':', so plain names mean what they always meant;
+    the operator uses the second form to show a namespaced volume under its own name."""
+    name, _, mount = entry.partition(":")
+    return name, mount or name
+
+
 @dataclass(frozen=True)
 class Upload:
     """One file or directory to place under /work before the job starts."""

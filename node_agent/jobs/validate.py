@@ -17,7 +17,7 @@ from joblet.api import joblet_pb2 as pb
 from node_agent import timefmt
 from node_agent.errors import InvalidArgument
 from node_agent.isolation.cgroups.spec import parse_cpuset
-from node_agent.jobs.model import JobSpec, Resources, Upload
+from node_agent.jobs.model import JobSpec, Resources, Upload, volume_ref
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_ARG_BYTES = 1 << 20
@@ -185,10 +185,14 @@ def parse_run_request(req: pb.RunJobRequest, limits: Limits) -> JobSpec:
         raise InvalidArgument("this node has no GPUs (gpu_count and gpu_memory_mb must be 0)")
     # whether they exist is for the node's attachments to say (JobManager.run)
     _check_name("network", req.network)
+    mounts = []
     for v in req.volumes:
-        _check_name("volume", v)
-    if len(set(req.volumes)) != len(req.volumes):
-        raise InvalidArgument("a volume is listed twice")
+        name, mount = volume_ref(v)
+        _check_name("volume", name)
+        _check_name("volume mount", mount)
+        mounts.append(mount)
+    if len(set(mounts)) != len(mounts):
+        raise InvalidArgument("two volumes would be mounted at the same /volumes path")
     _check_name("runtime", req.runtime)
     job_uuid = req.job_uuid.strip()
     if job_uuid:

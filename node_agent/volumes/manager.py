@@ -26,7 +26,7 @@ from node_agent.config import AgentConfig
 from node_agent.errors import AlreadyExists, FailedPrecondition, JobletError, NotFound
 from node_agent.isolation.plan import Mount
 from node_agent.jobs.attachments import Contribution
-from node_agent.jobs.model import JobRecord, JobSpec, Status
+from node_agent.jobs.model import JobRecord, JobSpec, Status, volume_ref
 from node_agent.sys.files import read_json, write_json
 from node_agent.volumes import host
 from node_agent.volumes.spec import VolumeDef, VolumePaths, check_name, parse_request
@@ -174,20 +174,21 @@ class VolumeManager:
     # -- the Attachment protocol -------------------------------------------------------------
 
     def check(self, spec: JobSpec) -> None:
-        for name in spec.volumes:
+        for name, _ in map(volume_ref, spec.volumes):
             if name not in self.volumes or name in self.busy:
                 raise NotFound(f"volume {name!r} does not exist on this node")
 
     async def acquire(self, spec: JobSpec) -> Contribution:
         self.check(spec)
-        for name in spec.volumes:
+        refs = [volume_ref(v) for v in spec.volumes]
+        for name, _ in refs:
             if not host.is_mounted(self.paths.mount_point(name)):
                 raise FailedPrecondition(f"volume {name!r} is not mounted (see the agent log)")
-        self._hold(spec.uuid, spec.volumes)
+        self._hold(spec.uuid, tuple(name for name, _ in refs))
         return Contribution(
             mounts=tuple(
-                Mount("bind-rw", f"/volumes/{n}", source=self.paths.mount_point(n))
-                for n in spec.volumes
+                Mount("bind-rw", f"/volumes/{mount}", source=self.paths.mount_point(name))
+                for name, mount in refs
             )
         )
 
@@ -209,4 +210,5 @@ class VolumeManager:
     async def recover(self, active: list[JobRecord]) -> None:
         for rec in active:
             if rec.status != Status.SCHEDULED:
-                self._hold(rec.uuid, tuple(v for v in rec.spec.volumes if v in self.volumes))
+                names = (volume_ref(v)[0] for v in rec.spec.volumes)
+                self._hold(rec.uuid, tuple(n for n in names if n in self.volumes))

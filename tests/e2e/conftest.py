@@ -11,6 +11,7 @@ import pytest
 
 from joblet.devcluster import ControlPlane
 from joblet.devcluster.binaries import BinariesMissing, locate_binaries
+from joblet.devcluster.cluster import JobletCluster
 from joblet.devcluster.nodes import SimNetwork, SimNodes
 
 
@@ -55,3 +56,16 @@ def sim_nodes() -> Iterator[SimNodesFactory]:
     finally:
         for nodes in reversed(made):
             nodes.destroy()
+
+
+@pytest.fixture(scope="session")
+def joblet_cluster() -> Iterator[JobletCluster]:
+    """Control plane + two agent nodes (network namespaces, mTLS) + the operator under its
+    least-privilege user: the whole product on one machine."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: agents create namespaces and cgroups")
+    c = JobletCluster(nodes=2, node_grace_s=5.0).start()
+    try:
+        yield c
+    finally:
+        c.stop()

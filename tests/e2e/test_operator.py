@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,15 +22,9 @@ NS = "e2e"
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[JobletCluster]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root: agents create namespaces and cgroups")
-    c = JobletCluster(nodes=2, node_grace_s=5.0).start()
-    c.kubectl("create", "namespace", NS)
-    try:
-        yield c
-    finally:
-        c.stop()
+def cluster(joblet_cluster: JobletCluster) -> JobletCluster:
+    joblet_cluster.kubectl("create", "namespace", NS)
+    return joblet_cluster
 
 
 def apply(c: JobletCluster, manifest: str) -> None:

@@ -44,7 +44,9 @@ def test_minimal_request() -> None:
         ({"command": "echo", "job_uuid": "not-a-uuid"}, "is not a UUID"),
         ({"command": "echo", "network": "bad name"}, "network name 'bad name' is not valid"),
         ({"command": "echo", "volumes": ["../data"]}, "volume name '../data' is not valid"),
-        ({"command": "echo", "volumes": ["a", "a"]}, "listed twice"),
+        ({"command": "echo", "volumes": ["a", "a"]}, "mounted at the same /volumes path"),
+        ({"command": "echo", "volumes": ["a:x", "b:x"]}, "mounted at the same /volumes path"),
+        ({"command": "echo", "volumes": ["a:../x"]}, "volume mount name '../x' is not valid"),
         ({"command": "echo", "runtime": "-python"}, "runtime name '-python' is not valid"),
         ({"command": "echo", "gpu_count": 1}, "no GPUs"),
         ({"command": "ec\x00ho"}, "NUL"),
@@ -110,3 +112,12 @@ def test_work_dir_relative_goes_under_work() -> None:
 def test_client_chosen_uuid_is_kept() -> None:
     u = "3f2b0c6e-8a51-4d2e-9a7e-0d7e5a1f0b11"
     assert parse_run_request(pb.RunJobRequest(command="true", job_uuid=u), LIMITS).uuid == u
+
+
+def test_volume_entries_may_name_their_mount() -> None:
+    from node_agent.jobs.model import volume_ref
+
+    spec = parse_run_request(
+        pb.RunJobRequest(command="ls", volumes=["team-cache:cache", "data"]), LIMITS
+    )
+    assert [volume_ref(v) for v in spec.volumes] == [("team-cache", "cache"), ("data", "data")]

@@ -21,7 +21,15 @@ import kopf
 from joblet.api import joblet_pb2 as pb
 from joblet_operator.context import Context, Placement
 from joblet_operator.kube import JobResource, KubeError
-from joblet_operator.model import GROUP, VERSION, JobSpec, JobStatus, NodeView, agent_job_uuid
+from joblet_operator.model import (
+    GROUP,
+    VERSION,
+    JobSpec,
+    JobStatus,
+    NodeView,
+    agent_job_uuid,
+    agent_volume_name,
+)
 from joblet_operator.phases import AGENT_FINAL, FINAL_PHASES, attempt_outcome, set_condition
 from joblet_operator.scheduling import choose_node
 
@@ -186,7 +194,8 @@ class JobDriver:
             uploads=uploads,
             schedule=_future_or_empty(s.schedule),
             network=s.network,
-            volumes=[f"{self.namespace}-{v}" for v in s.volumes],
+            # the node knows the volume as "<namespace>-<name>"; the job sees /volumes/<name>
+            volumes=[f"{agent_volume_name(self.namespace, v)}:{v}" for v in s.volumes],
             runtime=s.runtime,
             work_dir=s.work_dir,
             job_uuid=job_uuid,
@@ -248,7 +257,13 @@ class JobDriver:
                 conditions=self.condition("Running", True, "Started", f"on node {node.name}"),
             )
         elif job.status in AGENT_FINAL:
-            await self.attempt_ended(job.status, job.exit_code, job.message, end_time=job.end_time)
+            await self.attempt_ended(
+                job.status,
+                job.exit_code,
+                job.message,
+                end_time=job.end_time,
+                start_time=job.start_time,
+            )
 
     def deadline_passed(self) -> bool:
         ads = self.spec.active_deadline_seconds
@@ -275,6 +290,7 @@ class JobDriver:
         message: str,
         *,
         end_time: str = "",
+        start_time: str = "",
         node_lost: bool = False,
         deadline: bool = False,
     ) -> None:
@@ -292,6 +308,9 @@ class JobDriver:
         changes: dict[str, Any] = {"phase": out.phase, "message": out.message}
         if out.exit_code is not None and not node_lost:
             changes["exitCode"] = out.exit_code
+        if start_time and not self.status.get("startTime"):
+            # it ran and ended between two observations: it never looked Running to us
+            changes["startTime"] = _agent_time(start_time)
         if out.phase in FINAL_PHASES:
             self.ctx.placements.pop(self.key, None)
             changes["completionTime"] = _agent_time(end_time) or now_str()

@@ -9,7 +9,7 @@ STAMP    := $(VENV)/.installed
 PROTO_OUT := joblet/api/joblet_pb2.py
 DEB_PKGS := iproute2 e2fsprogs util-linux procps nftables python3 python3-pip python3-setuptools python3-wheel
 
-.PHONY: all deps venv proto lint test test-unit test-integration test-e2e demo bench clean \
+.PHONY: all deps venv proto lint test test-unit test-integration test-e2e demo demo-local bench clean \
 	k8s-bins cluster-up cluster-down
 
 all: test
@@ -54,8 +54,11 @@ test-e2e: deps proto k8s-bins
 test: deps lint k8s-bins ## everything: lint and all three test tiers
 	$(PY) -m pytest -q -ra tests
 
-demo: deps proto ## start a local agent and run jobs through the CLI
+demo: deps proto k8s-bins ## control plane + operator + two agent nodes; applies the examples
 	$(PY) -m demo $(DEMO_ARGS)
+
+demo-local: deps proto ## one local agent, jobs run through the joblet CLI
+	$(PY) -m demo --local $(DEMO_ARGS)
 
 bench: deps proto k8s-bins ## benchmarks, printing figures beside their targets
 	$(PY) -m bench

@@ -41,7 +41,7 @@ def job_manifest(name: str, command: str, *args: str, **spec: object) -> str:
     return json.dumps(body)
 
 
-def get(c: JobletCluster, name: str, kind: str = "jobs.joblet.io") -> dict[str, object]:
+def get(c: JobletCluster, name: str, kind: str = "jobs.joblet.io") -> dict[str, Any]:
     out = c.kubectl("get", "-n", NS, kind, name, "-o", "json").stdout
     return dict(json.loads(out))
 
@@ -53,9 +53,9 @@ def status(c: JobletCluster, name: str) -> dict[str, Any]:
 
 def wait_phase(
     c: JobletCluster, name: str, phases: set[str], timeout: float = 60.0
-) -> dict[str, object]:
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
-    st: dict[str, object] = {}
+    st: dict[str, Any] = {}
     while time.monotonic() < deadline:
         st = status(c, name)
         if st.get("phase") in phases:
@@ -101,7 +101,7 @@ def test_hello_job_succeeds_with_output(cluster: JobletCluster) -> None:
     assert st["phase"] == "Succeeded" and st["exitCode"] == 0
     assert st["node"] in ("node-a", "node-b") and st["jobUUID"] and st["attempts"] == 1
     assert st["startTime"] and st["completionTime"]
-    types = {c["type"]: c["status"] for c in st["conditions"]}  # type: ignore[attr-defined]
+    types = {c["type"]: c["status"] for c in st["conditions"]}
     assert types.get("Complete") == "True"
     plugin = subprocess.run(
         [
@@ -177,14 +177,14 @@ def test_retry_then_backoff_limit(cluster: JobletCluster) -> None:
     apply(cluster, job_manifest("retry", "sh", "-c", "exit 3", backoffLimit=2))
     st = wait_phase(cluster, "retry", {"Failed", "Succeeded"})
     assert (st["phase"], st["attempts"], st["exitCode"]) == ("Failed", 3, 3)
-    conds = {c["type"]: c for c in st["conditions"]}  # type: ignore[attr-defined]
+    conds = {c["type"]: c for c in st["conditions"]}
     assert conds["Failed"]["reason"] == "BackoffLimitExceeded"
 
 
 def test_deadline_stops_job(cluster: JobletCluster) -> None:
     apply(cluster, job_manifest("deadline", "sleep", "300", activeDeadlineSeconds=2))
     st = wait_phase(cluster, "deadline", {"Failed", "Stopped", "Succeeded"}, timeout=30)
-    conds = {c["type"]: c for c in st["conditions"]}  # type: ignore[attr-defined]
+    conds = {c["type"]: c for c in st["conditions"]}
     assert st["phase"] == "Failed" and conds["Failed"]["reason"] == "DeadlineExceeded"
     uuid = st["jobUUID"]
     idx = 0 if st["node"] == "node-a" else 1
@@ -304,10 +304,55 @@ def test_agent_lost_marks_node_and_retries_elsewhere(cluster: JobletCluster) -> 
         time.sleep(0.5)
     assert ready == "False", f"{lost} still Ready after its agent was killed"
     pinned = wait_phase(cluster, "pinned", {"Failed"}, timeout=30)
-    conds = {c["type"]: c for c in pinned["conditions"]}  # type: ignore[attr-defined]
+    conds = {c["type"]: c for c in pinned["conditions"]}
     assert conds["Failed"]["reason"] == "NodeLost"
     moved = wait_phase(cluster, "moves", {"Succeeded", "Failed"}, timeout=60)
     assert (moved["phase"], moved["attempts"]) == ("Succeeded", 2)
     assert moved["node"] != lost
     cluster.start_agent(index)
     cluster.wait_nodes_ready()
+
+
+def test_volume_deletion_waits_for_its_jobs(cluster: JobletCluster) -> None:
+    apply(
+        cluster,
+        json.dumps(
+            {
+                "apiVersion": "joblet.io/v1alpha1",
+                "kind": "Volume",
+                "metadata": {"name": "scratch"},
+                "spec": {"size": "64MB", "type": "memory"},
+            }
+        ),
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        vol = get(cluster, "scratch", "volumes.joblet.io")
+        conds = (vol.get("status") or {}).get("conditions") or []
+        if any(c["type"] == "Ready" and c["status"] == "True" for c in conds):
+            break
+        time.sleep(0.3)
+    apply(cluster, job_manifest("holds-volume", "sleep", "300", volumes=["scratch"]))
+    st = wait_phase(cluster, "holds-volume", {"Running"})
+    cluster.kubectl("delete", "-n", NS, "volumes.joblet.io", "scratch", "--wait=false")
+    deadline = time.monotonic() + 30
+    waiting = ""
+    while time.monotonic() < deadline and not waiting:
+        conds = (get(cluster, "scratch", "volumes.joblet.io").get("status") or {}).get(
+            "conditions"
+        ) or []
+        waiting = next((c["message"] for c in conds if c["type"] == "Deleting"), "")
+        time.sleep(0.3)
+    assert str(st["node"]) in waiting and "waiting to remove" in waiting, waiting
+    cluster.kubectl("delete", "-n", NS, "jobs.joblet.io", "holds-volume", "--timeout=60s")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if (
+            cluster.kubectl("get", "-n", NS, "volumes.joblet.io", "scratch", check=False).returncode
+            != 0
+        ):
+            return
+        time.sleep(0.3)
+    raise AssertionError(
+        f"Volume was not removed after its job ended\n{tail(cluster.operator_log)}"
+    )

@@ -79,40 +79,24 @@ def run(keep: bool = False) -> int:
         say("what they became")
         show(c, "get", "joblet", "-A")
         say("a Job's output, through the kubectl plugin")
-        print(f"$ kubectl joblet logs -n {NS} hello")
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "joblet_operator.plugin",
-                "--kubeconfig",
-                str(c.cp.kubeconfig),
-                "-n",
-                NS,
-                "logs",
-                "hello",
-                "-f",
-            ],
-            cwd=REPO,
-            check=False,
-        )
-        print(f"$ kubectl joblet logs -n {NS} with-secret")
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "joblet_operator.plugin",
-                "--kubeconfig",
-                str(c.cp.kubeconfig),
-                "-n",
-                NS,
-                "logs",
-                "with-secret",
-                "-f",
-            ],
-            cwd=REPO,
-            check=False,
-        )
+        for job in ("hello", "with-secret"):
+            print(f"$ kubectl joblet logs -n {NS} {job}")
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "joblet_operator.plugin",
+                    "--kubeconfig",
+                    str(c.cp.kubeconfig),
+                    "-n",
+                    NS,
+                    "logs",
+                    job,
+                    "-f",
+                ],
+                cwd=REPO,
+                check=False,
+            )
         if keep:
             say("left running; Ctrl-C to tear it all down")
             print(f"export KUBECONFIG={c.cp.kubeconfig}")

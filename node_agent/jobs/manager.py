@@ -122,14 +122,7 @@ class JobManager:
             if os.path.exists(paths.exit):
                 self._finalize(rec.uuid)
             else:
-                self._update(
-                    rec.evolve(
-                        status=Status.FAILED,
-                        exit_code=-1,
-                        end_time=timefmt.now_str(),
-                        message="the agent restarted before the job's supervisor recorded it",
-                    )
-                )
+                self._fail(rec, "the agent restarted before the job's supervisor recorded it")
 
     def _started_at(self, rec: JobRecord) -> str:
         try:
@@ -164,6 +157,14 @@ class JobManager:
 
     def list(self) -> list[JobRecord]:
         return sorted(self.jobs.values(), key=lambda r: r.created_at)
+
+    def _fail(self, rec: JobRecord, message: str) -> JobRecord:
+        """The job ended without an exit status of its own (exit code -1)."""
+        return self._update(
+            rec.evolve(
+                status=Status.FAILED, exit_code=-1, end_time=timefmt.now_str(), message=message
+            )
+        )
 
     def _update(self, rec: JobRecord) -> JobRecord:
         self.jobs[rec.uuid] = rec
@@ -302,14 +303,7 @@ class JobManager:
             started = await self.launcher.launch(self.plan(rec.spec, secrets, contributions))
         except (JobletError, OSError, TimeoutError) as e:
             await self._release(rec.uuid)
-            return self._update(
-                rec.evolve(
-                    status=Status.FAILED,
-                    exit_code=-1,
-                    end_time=timefmt.now_str(),
-                    message=f"could not start: {e}",
-                )
-            )
+            return self._fail(rec, f"could not start: {e}")
         rec = self.jobs[rec.uuid]
         rec = self._update(rec.evolve(status=Status.RUNNING, start_time=started.time))
         if not self._watch(rec.uuid, started.supervisor):
@@ -332,14 +326,7 @@ class JobManager:
         secrets = self.store.load_secrets(uuid)
         names = rec.spec.secret_names
         if names and (secrets is None or {k for k, _ in secrets} != set(names)):
-            self._update(
-                rec.evolve(
-                    status=Status.FAILED,
-                    exit_code=-1,
-                    end_time=timefmt.now_str(),
-                    message="could not start: the job's secret environment could not be read back",
-                )
-            )
+            self._fail(rec, "could not start: the job's secret environment could not be read back")
             return
         await self._launch(rec, secrets or ())
         self.store.drop_secrets(uuid)
@@ -383,14 +370,7 @@ class JobManager:
             info = read_json(paths.exit)
         except (OSError, ValueError):
             self._spawn(self._release(uuid))
-            self._update(
-                rec.evolve(
-                    status=Status.FAILED,
-                    exit_code=-1,
-                    end_time=timefmt.now_str(),
-                    message="the job's supervisor ended without recording an outcome",
-                )
-            )
+            self._fail(rec, "the job's supervisor ended without recording an outcome")
             return
         status, code, message = interpret(info)
         self._spawn(self._release(uuid))

@@ -63,6 +63,8 @@ class JobletCluster:
     operator: subprocess.Popen[bytes] | None = None
     _sim: SimNodes | None = None
     _own_dir: bool = False
+    _ca: CertificateAuthority | None = None
+    _operator_pair: CertPair | None = None
 
     # -- bring-up ---------------------------------------------------------------------------
 
@@ -107,6 +109,7 @@ class JobletCluster:
         client = ca.issue_client(self.base_dir / "agent-pki", "joblet-operator", units=("admin",))
         viewer = ca.issue_client(self.base_dir / "agent-pki", "joblet-viewer", units=("viewer",))
         self._operator_pair = client
+        self._ca = ca
         self.kubectl("create", "namespace", SYSTEM_NS, check=False)
         for name, pair in (("joblet-operator-tls", client), ("joblet-viewer-tls", viewer)):
             self.kubectl(
@@ -120,7 +123,6 @@ class JobletCluster:
                 f"--from-file=tls.key={pair.key}",
                 f"--from-file=ca.crt={ca.cert}",
             )
-        self.ca = ca
 
     def _agent(self, i: int, node: SimNode, ca: CertificateAuthority) -> AgentHandle:
         assert self.base_dir is not None and self.cp is not None
@@ -175,8 +177,15 @@ class JobletCluster:
             )
         return a
 
+    @property
+    def ca(self) -> CertificateAuthority:
+        """The CA of the agents' certificates (not the Kubernetes one)."""
+        assert self._ca is not None, "start() first"
+        return self._ca
+
     def agent_channel(self, index: int) -> grpc.Channel:
         """An admin mTLS channel to one agent (what the operator uses), for checks and demos."""
+        assert self._operator_pair is not None, "start() first"
         creds = grpc.ssl_channel_credentials(
             self.ca.cert.read_bytes(),
             self._operator_pair.key.read_bytes(),

@@ -98,7 +98,7 @@ def run() -> list[Row]:
             rows += log_throughput(agent)
             rows += memory_per_job(agent)
         finally:
-            agent.stop()
+            agent.destroy()
     return rows
 
 

@@ -43,7 +43,7 @@ def run() -> list[Row]:
                     break
             stream.cancel()
         finally:
-            agent.stop()
+            agent.destroy()
     gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     return [
         (

@@ -76,7 +76,7 @@ def run() -> list[Row]:
             rows.append(("network create p50", statistics.median(creates), "ms", "(no target)"))
             rows.append(("network remove p50", statistics.median(removes), "ms", "(no target)"))
         finally:
-            agent.stop()
+            agent.destroy()
             remove_agent_networks(state)
     return rows
 

@@ -61,7 +61,7 @@ def run() -> list[tuple[str, float, str, str]]:
                 with_rt.append(_job_ms(a, runtime=EXAMPLE))
             size = stub.GetRuntimeInfo(pb.GetRuntimeInfoRequest(runtime=EXAMPLE)).runtime.size_bytes
         finally:
-            a.stop()
+            a.destroy()
     return [
         ("runtime install (example, local, p50)", statistics.median(installs), "ms", "none"),
         ("runtime size (example)", size / 1024, "KiB", "none"),

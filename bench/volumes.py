@@ -55,7 +55,7 @@ def run() -> list[Row]:
                         rows.append((f"{label} p50", p50, "ms", "n/a, measured"))
                         rows.append((f"{label} max", worst, "ms", "n/a, measured"))
         finally:
-            agent.stop()
+            agent.destroy()
             cleanup(state)
     return rows
 

@@ -117,7 +117,7 @@ def run(keep: bool = False) -> int:
                 f"joblet --config {cfg} job list"
             )
         else:
-            agent.stop()
+            agent.destroy()
     return 1 if failures else 0
 
 

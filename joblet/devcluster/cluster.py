@@ -273,3 +273,14 @@ def _kill_jobs(state_dir: Path) -> None:
                         os.kill(int(pid), signal.SIGKILL)
         with contextlib.suppress(OSError, ValueError, ProcessLookupError):
             os.kill(int(pidfile.read_text().split()[0]), signal.SIGKILL)
+        # a killed supervisor never removes its job's cgroup: do it once the cgroup is empty
+        for ctrl in Path("/sys/fs/cgroup").iterdir():
+            cg = ctrl / "joblet" / job.name
+            for _ in range(50):
+                try:
+                    cg.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.02)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.agent import STARTED, Agent
+from tests.support.agent import Agent
 from tests.support.netclean import remove_agent_networks
 
 pytestmark = pytest.mark.root
@@ -20,14 +20,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.root)
             if os.geteuid() != 0:
                 item.add_marker(pytest.mark.skip(reason="needs root: namespaces, cgroups, mounts"))
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _no_networks_left() -> Iterator[None]:
-    """Bridges and rules outlive agents on purpose; at the end nothing of ours may be left."""
-    yield
-    for state in sorted(STARTED):
-        remove_agent_networks(state)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ import grpc
 
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pbg
+from tests.support.netclean import remove_agent_networks
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -122,6 +123,12 @@ class Agent:
                 self.proc.kill()
                 self.proc.wait()
         self._close_channel()
+
+    def destroy(self) -> None:
+        """Stop the agent and remove what it left on the host on purpose (bridges, nftables
+        rules): for callers that are done with its state directory for good."""
+        self.stop()
+        remove_agent_networks(self.state_dir)
 
     def _close_channel(self) -> None:
         if self.channel is not None:

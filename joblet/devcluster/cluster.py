@@ -254,8 +254,20 @@ class JobletCluster:
                 self.cp.stop()
         if self._sim is not None:
             self._sim.destroy()
+        if self.base_dir is not None:
+            _unmount_below(self.base_dir)  # agents' volumes (loop devices go with them)
         if self._own_dir and self.base_dir is not None:
             shutil.rmtree(self.base_dir, ignore_errors=True)
+
+
+def _unmount_below(base: Path) -> None:
+    """Agents leave their volumes mounted on purpose (they outlive restarts); a test cluster
+    must not. Deepest first, so nested mounts come off before their parents."""
+    prefix = str(base.resolve()) + "/"
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    for point in sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
 
 
 def _kill_jobs(state_dir: Path) -> None:

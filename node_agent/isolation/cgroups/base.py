@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import signal
 import time
 from collections.abc import Callable, Iterable
 
@@ -154,3 +155,18 @@ def wait_until_empty(name: str, procs: Callable[[], list[int]], deadline: float)
             )
         time.sleep(delay)
         delay = min(delay * 2, MAX_POLL)
+
+
+class SignalsAll:
+    """What both drivers do the same way once they can list a cgroup's processes."""
+
+    def procs(self) -> list[int]:
+        raise NotImplementedError
+
+    def signal(self, sig: int) -> None:
+        send_signal(self.procs(), sig)
+
+    def _procs_after_kill(self) -> list[int]:
+        pids = self.procs()
+        send_signal(pids, signal.SIGKILL)  # catches anything forked before the freeze took
+        return pids

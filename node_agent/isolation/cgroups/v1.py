@@ -18,14 +18,14 @@ import time
 from node_agent.sys.fs import HostFS
 
 from . import spec
-from .base import CgroupFiles, check_name, send_signal, wait_until_empty
+from .base import CgroupFiles, SignalsAll, check_name, send_signal, wait_until_empty
 from .errors import CgroupUnavailableError
 from .host import V1_CONTROLLERS, host_online_cpus
 
 FREEZE_WAIT = 1.0  # seconds to wait for FREEZING -> FROZEN before killing anyway
 
 
-class V1Manager:
+class V1Manager(SignalsAll):
     """One job's cgroups on a cgroup v1 host."""
 
     version = "v1"
@@ -132,14 +132,6 @@ class V1Manager:
         else:
             send_signal(self.procs(), _signal.SIGKILL)
         wait_until_empty(self.name, self._procs_after_kill, deadline)
-
-    def _procs_after_kill(self) -> list[int]:
-        pids = self.procs()
-        send_signal(pids, _signal.SIGKILL)  # catches anything forked before the freeze took
-        return pids
-
-    def signal(self, sig: int) -> None:
-        send_signal(self.procs(), sig)
 
     def destroy(self) -> None:
         for ctrl in self.controllers:

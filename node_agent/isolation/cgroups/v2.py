@@ -13,7 +13,7 @@ import time
 from node_agent.sys.fs import HostFS
 
 from . import spec
-from .base import CgroupFiles, check_name, send_signal, wait_until_empty
+from .base import CgroupFiles, SignalsAll, check_name, send_signal, wait_until_empty
 from .errors import CgroupUnavailableError
 from .host import host_online_cpus
 
@@ -21,7 +21,7 @@ from .host import host_online_cpus
 WANTED_CONTROLLERS = ("cpu", "memory", "io", "pids", "cpuset")
 
 
-class V2Manager:
+class V2Manager(SignalsAll):
     """One job's cgroup on a cgroup v2 host."""
 
     version = "v2"
@@ -118,14 +118,6 @@ class V2Manager:
         else:
             send_signal(self.procs(), _signal.SIGKILL)
         wait_until_empty(self.name, self._procs_after_kill, deadline)
-
-    def _procs_after_kill(self) -> list[int]:
-        pids = self.procs()
-        send_signal(pids, _signal.SIGKILL)  # catches anything forked before the freeze took
-        return pids
-
-    def signal(self, sig: int) -> None:
-        send_signal(self.procs(), sig)
 
     def destroy(self) -> None:
         self.files.remove_tree(self.path, timeout=1.0, procs=self.procs)

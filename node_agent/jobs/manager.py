@@ -15,7 +15,7 @@ import os
 import signal
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from node_agent import timefmt
 from node_agent.config import AgentConfig
@@ -41,6 +41,7 @@ from node_agent.state.paths import StatePaths
 from node_agent.sys.files import read_json
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def probe_host_layout() -> HostLayout:
@@ -72,7 +73,7 @@ class JobManager:
         self.launcher = Launcher()
         self.jobs: dict[str, JobRecord] = {}
         self.live: dict[str, _Live] = {}
-        self._tasks: set[asyncio.Future[None]] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
         self.layout = probe_host_layout()
         self.cgroup_version = config.cgroup_version or detect(config.cgroup_root)
         self.io_device = device_for_path(config.state_dir)
@@ -187,13 +188,21 @@ class JobManager:
                 raise InvalidArgument("an internal job can't be scheduled")
             self._internal[spec.uuid] = internal
         self._check_attachments(spec)
+        # Once accepted, admission and launch finish even if the caller goes away: gRPC cancels
+        # a handler whose client disconnects, and a launch cut short would leave a record in
+        # INITIALIZING that every retry of the same job_uuid would return unchanged.
         now = timefmt.now_str()
         status = Status.SCHEDULED if spec.schedule else Status.INITIALIZING
         rec = JobRecord(
             spec, status, created_at=now, scheduled_time=spec.schedule, node_id=self.node_id
         )
+        # registered before any await, so a concurrent RunJob of the same uuid finds it
         self.jobs[rec.uuid] = rec
         self._live(rec.uuid)
+        return await asyncio.shield(self._spawn(self._admit(rec)))
+
+    async def _admit(self, rec: JobRecord) -> JobRecord:
+        spec = rec.spec
         try:
             await asyncio.to_thread(self._prepare_files, spec)
         except OSError as e:
@@ -416,10 +425,12 @@ class JobManager:
                 signal.pidfd_send_signal(live.pidfd, signal.SIGTERM)
         return await self.wait_final(rec.uuid, self.config.stop_grace_s + 30)
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
+        """A task the manager owns (kept referenced until done), not its caller."""
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def _cancel_scheduled(self, rec: JobRecord, status: Status, message: str) -> JobRecord:
         live = self._live(rec.uuid)

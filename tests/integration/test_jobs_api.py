@@ -265,3 +265,24 @@ def test_workflow_rpcs_say_they_are_not_available(agent: Agent) -> None:
         agent.jobs.RunWorkflow(pb.RunWorkflowRequest(workflow="w.yaml"))
     assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert "workflows are not available on this agent yet" in (e.value.details() or "")
+
+
+def test_launch_finishes_when_the_client_gives_up(agent: Agent) -> None:
+    """gRPC cancels a handler whose client goes away; an accepted launch must still finish,
+    and a retry of the same job_uuid must see it run, not a record stuck in INITIALIZING."""
+    u = str(uuidlib.uuid4())
+    big = pb.FileUpload(path="blob", content=b"0" * (32 << 20))  # makes admission take a while
+    req = pb.RunJobRequest(command="sh", args=["-c", "wc -c < blob"], uploads=[big], job_uuid=u)
+    call = agent.jobs.RunJob.future(req)
+    job_dir = os.path.join(agent.state_dir, "jobs", u)
+    deadline = time.monotonic() + 30
+    while not os.path.exists(job_dir) and time.monotonic() < deadline:
+        pass  # the agent creates the job's directory while admitting it
+    assert os.path.exists(job_dir), "the agent never started admitting the job"
+    call.cancel()  # the client goes away in the middle of admission
+    again = agent.jobs.RunJob(req, timeout=30)
+    assert again.job_uuid == u
+    st = agent.wait(u, timeout=30)
+    assert (st.status, st.exit_code) == ("COMPLETED", 0)
+    assert agent.output(u) == b"33554432\n"
+    assert sum(1 for j in agent.jobs.ListJobs(pb.EmptyRequest()).jobs if j.uuid == u) == 1

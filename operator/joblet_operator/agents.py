@@ -29,7 +29,7 @@ class AgentCredentials:
 
 @dataclass
 class _Waiter:
-    known: str
+    known: str | None
     future: asyncio.Future[pb.Job | None]
 
 
@@ -75,10 +75,13 @@ class Agents:
         for ch in self._channels.values():
             await ch.close()
 
-    async def observe(self, address: str, uuid: str, known: str, timeout: float) -> pb.Job | None:
-        """The agent's record of `uuid` once its status differs from `known` (or the job is
-        missing on the agent: `Job(uuid=..., status="")`); None when nothing changed in
-        `timeout` seconds or the agent could not be reached."""
+    async def observe(
+        self, address: str, uuid: str, known: str | None, timeout: float
+    ) -> pb.Job | None:
+        """The agent's record of `uuid` once its status differs from `known` (None: nothing is
+        known yet, so the first answer counts, including a job missing on the agent, reported
+        as `Job(uuid=..., status="")`); None when nothing changed in `timeout` seconds or the
+        agent could not be reached."""
         poller = self._pollers.get(address)
         if poller is None:
             poller = self._pollers[address] = _Poller(self.jobs(address))
@@ -110,6 +113,6 @@ class Agents:
             for uuid, waiters in list(poller.waiters.items()):
                 job = by_uuid.get(uuid) or pb.Job(uuid=uuid, status="")
                 for w in waiters:
-                    if job.status != w.known and not w.future.done():
+                    if (w.known is None or job.status != w.known) and not w.future.done():
                         w.future.set_result(job)
             await asyncio.sleep(POLL_INTERVAL_S)

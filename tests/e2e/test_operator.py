@@ -141,9 +141,8 @@ def test_node_selector_and_node_name(cluster: JobletCluster) -> None:
     assert wait_phase(cluster, "pick-b", {"Succeeded"})["node"] == "node-b"
     assert wait_phase(cluster, "pick-a", {"Succeeded"})["node"] == "node-a"
     apply(cluster, job_manifest("pick-none", "true", nodeSelector={"joblet.io/zone": "nowhere"}))
-    time.sleep(2)
-    st = status(cluster, "pick-none")
-    assert st["phase"] == "Pending" and "nodeSelector" in str(st["message"])
+    st = wait_phase(cluster, "pick-none", {"Pending", "Scheduled", "Running", "Succeeded"})
+    assert st["phase"] == "Pending" and "nodeSelector" in str(st["message"]), st
 
 
 def test_resource_fit_chooses_the_node_with_room(cluster: JobletCluster) -> None:
@@ -266,12 +265,22 @@ def test_uploads_from_configmap(cluster: JobletCluster) -> None:
 
 
 def test_operator_sigkill_mid_dispatch_one_agent_job_per_attempt(cluster: JobletCluster) -> None:
-    names = [f"burst-{i}" for i in range(20)]
+    names = [f"burst-{i}" for i in range(60)]
     manifest = "\n---\n".join(job_manifest(n, "sh", "-c", "sleep 1; echo done") for n in names)
     apply(cluster, manifest)
-    time.sleep(0.8)  # some dispatched, some not yet
+
+    def dispatched() -> int:
+        return sum(
+            j.name.startswith(f"{NS}-burst-") for i in range(2) for j in agent_jobs(cluster, i)
+        )
+
+    deadline = time.monotonic() + 60
+    while dispatched() < 3 and time.monotonic() < deadline:
+        pass  # each check is a ListJobs round trip to both agents
     cluster.kill_operator()
-    time.sleep(0.5)
+    at_kill = dispatched()
+    # the kill must land in the middle of the dispatches, or this test proves nothing
+    assert 3 <= at_kill < len(names), at_kill
     cluster.start_operator()
     for n in names:
         st = wait_phase(cluster, n, {"Succeeded", "Failed"}, timeout=90)

@@ -75,7 +75,9 @@ class JobDriver:
         self.spec = JobSpec.parse(body["spec"])
         # this daemon is the only writer of the Job's status: its own copy is current
         self.status: dict[str, Any] = dict(body.get("status") or {})
-        self.agent_status = ""
+        # the agent's last status we acted on; None = nothing known (a resumed daemon, or a
+        # fresh dispatch): the next observation reports whatever the agent has, even "missing"
+        self.agent_status: str | None = None
 
     # -- status -------------------------------------------------------------------------------
 
@@ -102,6 +104,11 @@ class JobDriver:
     # -- the loop -----------------------------------------------------------------------------
 
     async def run(self, stopped: kopf.DaemonStopped) -> None:
+        st = self.st
+        if st.phase in ("Scheduled", "Running"):
+            self.logger.info(
+                "resuming attempt %d (%s) on node %s", st.attempts, st.job_uuid, st.node
+            )
         while not stopped:
             phase = self.st.phase
             if phase in FINAL_PHASES:
@@ -212,9 +219,9 @@ class JobDriver:
                 return  # stays Scheduled with its uuid: follow() re-dispatches the same attempt
             await self.attempt_ended("FAILED", -1, f"the node refused the job: {e.details()}")
             return
-        # nothing is "known" after a dispatch: the first observation reports whatever the
-        # agent has, which may already be final (a short job can end before RunJob answers)
-        self.agent_status = ""
+        # nothing is known after a dispatch: the job may already be final (a short job can end
+        # before RunJob answers)
+        self.agent_status = None
         if resp.status == "SCHEDULED" or resp.status in AGENT_FINAL:
             return
         if self.st.phase != "Running":
@@ -247,6 +254,9 @@ class JobDriver:
         self.agent_status = job.status
         if job.status == "":
             # not on the agent: the dispatch of this attempt never arrived; repeat it
+            self.logger.info(
+                "attempt %d is not on node %s: dispatching it again", st.attempts, node.name
+            )
             await self.dispatch(node, await self.build_request(st.job_uuid))
             return
         if job.status in ("RUNNING", "STOPPING") and st.phase != "Running":
@@ -304,7 +314,7 @@ class JobDriver:
             deadline_exceeded=deadline,
             node_lost=node_lost,
         )
-        self.agent_status = ""
+        self.agent_status = None
         changes: dict[str, Any] = {"phase": out.phase, "message": out.message}
         if out.exit_code is not None and not node_lost:
             changes["exitCode"] = out.exit_code

@@ -63,7 +63,7 @@ def test_stop_reaches_every_process(agent: Agent) -> None:
     r = agent.run(
         "sh", "-c", "sleep 300 & sleep 300 & (sleep 300; echo never) & echo started; wait"
     )
-    time.sleep(0.5)
+    agent.wait_output(r.job_uuid, b"started")  # its children exist before the stop
     t = time.monotonic()
     resp = agent.jobs.StopJob(pb.StopJobRequest(uuid=r.job_uuid))
     assert resp.status == "STOPPED"
@@ -76,7 +76,7 @@ def test_stop_reaches_every_process(agent: Agent) -> None:
 
 def test_stop_lets_a_job_handle_sigterm(agent: Agent) -> None:
     r = agent.run("sh", "-c", "trap 'echo cleaning up; exit 7' TERM; echo ready; sleep 300 & wait")
-    time.sleep(0.5)
+    agent.wait_output(r.job_uuid, b"ready")  # the trap is installed before the stop
     resp = agent.jobs.StopJob(pb.StopJobRequest(uuid=r.job_uuid))
     assert (resp.status, resp.exit_code) == ("STOPPED", 7)
     assert b"cleaning up" in agent.output(r.job_uuid)

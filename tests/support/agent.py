@@ -155,6 +155,17 @@ class Agent:
         )
         return b"".join(c.payload for c in chunks)
 
+    def wait_output(self, uuid: str, text: bytes, timeout: float = 30.0) -> bytes:
+        """Follow the job's live output until `text` appears (a condition, not a sleep)."""
+        stream = self.jobs.GetJobLogs(pb.GetJobLogsRequest(uuid=uuid), timeout=timeout)
+        seen = b""
+        for chunk in stream:
+            seen += chunk.payload
+            if text in seen:
+                stream.cancel()
+                return seen
+        raise AssertionError(f"job {uuid} ended without printing {text!r}: {seen!r}")
+
     def run_to_end(
         self, command: str, *args: str, **kw: object
     ) -> tuple[pb.GetJobStatusResponse, bytes]:

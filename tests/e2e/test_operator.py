@@ -265,9 +265,27 @@ def test_uploads_from_configmap(cluster: JobletCluster) -> None:
 
 
 def test_operator_sigkill_mid_dispatch_one_agent_job_per_attempt(cluster: JobletCluster) -> None:
-    names = [f"burst-{i}" for i in range(60)]
+    names = [f"burst-{i}" for i in range(100)]
     manifest = "\n---\n".join(job_manifest(n, "sh", "-c", "sleep 1; echo done") for n in names)
-    apply(cluster, manifest)
+    assert cluster.cp is not None
+    # kubectl creates the objects one by one while the operator dispatches them: apply in the
+    # background and kill the operator as soon as dispatches are under way
+    applying = subprocess.Popen(
+        [
+            str(cluster.cp.binaries.kubectl),
+            f"--kubeconfig={cluster.cp.kubeconfig}",
+            "apply",
+            "-n",
+            NS,
+            "-f",
+            "-",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+    )
+    assert applying.stdin is not None
+    applying.stdin.write(manifest.encode())
+    applying.stdin.close()
 
     def dispatched() -> int:
         return sum(
@@ -279,9 +297,10 @@ def test_operator_sigkill_mid_dispatch_one_agent_job_per_attempt(cluster: Joblet
         pass  # each check is a ListJobs round trip to both agents
     cluster.kill_operator()
     at_kill = dispatched()
+    cluster.start_operator()
+    assert applying.wait(120) == 0
     # the kill must land in the middle of the dispatches, or this test proves nothing
     assert 3 <= at_kill < len(names), at_kill
-    cluster.start_operator()
     for n in names:
         st = wait_phase(cluster, n, {"Succeeded", "Failed"}, timeout=90)
         assert (st["phase"], st["attempts"]) == ("Succeeded", 1), (n, st)

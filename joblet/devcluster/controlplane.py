@@ -22,7 +22,7 @@ from types import TracebackType
 
 from joblet.devcluster import pki
 from joblet.devcluster.binaries import Binaries, locate_binaries
-from joblet.devcluster.health import Probe, wait_healthy
+from joblet.devcluster.health import Probe, StartupFailed, wait_healthy
 from joblet.devcluster.kubeconfig import write_kubeconfig
 from joblet.devcluster.ports import free_ports
 from joblet.devcluster.process import Daemon, pid_alive, start_daemon, stop_group
@@ -36,6 +36,9 @@ CONTROLLERS = (
     "serviceaccount-token-controller",
     "root-ca-certificate-publisher-controller",
 )
+
+
+PORT_RACE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,17 @@ class ControlPlane:
     # --- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> ControlPlaneState:
+        """Start and wait for health. Ports are chosen free and then bound by the daemons; if
+        another process takes one in between, start again on fresh ports."""
+        for attempt in range(1, PORT_RACE_ATTEMPTS + 1):
+            try:
+                return self._start_once()
+            except StartupFailed as e:
+                if "address already in use" not in str(e) or attempt == PORT_RACE_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> ControlPlaneState:
         if self._state is not None:
             return self._state
         sweep_stale()
